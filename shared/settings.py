@@ -1,0 +1,59 @@
+"""Settings shared by every service: one pydantic-settings object per process, env prefix ORATE_.
+
+Nested blocks use a double underscore: ORATE_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:19092.
+Nothing here is read at import time; a process builds its settings once in its entry point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:29092"
+    topic_prefix: str = "orate"
+    partitions: int = Field(6, ge=1, description="partitions for topics the platform creates")
+    # tansu holds a fetch until fetch.wait.max.ms even when a record arrives; 5-10 ms is the sweet spot.
+    fetch_wait_max_ms: int = 5
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    commit_every: int = Field(20, ge=1, description="commit offsets after this many processed messages")
+    commit_interval_ms: int = Field(50, ge=1, description="... or after this long, whichever comes first")
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:29379/0"
+    job_ttl_s: int = 7 * 24 * 3600
+    idempotency_ttl_s: int = 24 * 3600
+
+
+class ArtifactSettings(BaseModel):
+    backend: Literal["filesystem", "s3"] = "filesystem"
+    root: Path = Path(".run/artifacts")
+    s3_bucket: str = "orate-artifacts"
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
+
+class ModelEndpoints(BaseModel):
+    """Where the stage runners reach the model deployments."""
+
+    ray_serve_url: str = "http://127.0.0.1:29400"
+    triton_grpc_url: str = "127.0.0.1:29501"
+
+
+class OrateSettings(BaseSettings):
+    """Settings common to all Orate processes; services subclass it to add their own block."""
+
+    model_config = SettingsConfigDict(env_prefix="ORATE_", env_nested_delimiter="__", extra="ignore")
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    artifacts: ArtifactSettings = ArtifactSettings()
+    endpoints: ModelEndpoints = ModelEndpoints()
+    log_level: str = "INFO"
