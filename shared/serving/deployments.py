@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from shared.protos import import_proto_modules
+from shared.serving.predictor import Predictor
+
+
+class DeploymentError(ValueError):
+    """A deployments file or spec that cannot be served, with the reason."""
 
 
 class Autoscaling(BaseModel):
@@ -34,7 +45,58 @@ class DeploymentsFile(BaseModel):
     )
     python_path: list[str] = Field(default_factory=list, description="extra import roots for predictors")
 
-    def get(self, service: str) -> DeploymentSpec: ...
+    @model_validator(mode="after")
+    def _unique_services(self) -> DeploymentsFile:
+        names = [d.service for d in self.deployments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"service names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+    def get(self, service: str) -> DeploymentSpec:
+        for spec in self.deployments:
+            if spec.service == service:
+                return spec
+        known = ", ".join(d.service for d in self.deployments) or "none"
+        raise KeyError(f"no deployment for service {service!r} (known: {known})")
 
 
-def load_deployments(path: Path) -> DeploymentsFile: ...
+def load_deployments(path: Path) -> DeploymentsFile:
+    """Parse and validate a deployments YAML file; relative python_path entries resolve against its folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        parsed = DeploymentsFile.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise DeploymentError(f"invalid deployments file {path}: {exc}") from exc
+    base = path.resolve().parent
+    parsed.python_path = [str((base / entry).resolve()) for entry in parsed.python_path]
+    return parsed
+
+
+def build_predictor(
+    spec: DeploymentSpec, *, python_path: Sequence[str] = (), proto_modules: Sequence[str] = ()
+) -> Predictor:
+    """Import the spec's predictor class, check its message types against the spec, construct and load it."""
+    for entry in reversed(python_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    import_proto_modules(tuple(proto_modules))
+    module_name, _, class_name = spec.predictor.partition(":")
+    if not module_name or not class_name:
+        raise DeploymentError(f"{spec.service}: predictor must be 'module:Class', got {spec.predictor!r}")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise DeploymentError(f"{spec.service}: cannot import predictor {spec.predictor!r}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Predictor)):
+        raise DeploymentError(f"{spec.service}: {spec.predictor} is not a shared.serving.Predictor")
+    for role, expected in (("request", spec.request_type), ("response", spec.response_type)):
+        actual = getattr(cls, f"{role}_type").DESCRIPTOR.full_name
+        if actual != expected:
+            raise DeploymentError(
+                f"{spec.service}: spec says {role}_type {expected!r} but {spec.predictor} uses {actual!r}"
+            )
+    predictor = cls(**spec.predictor_config)
+    predictor.load()
+    return predictor
