@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import httpx
+import numpy as np
+import tritonclient.grpc as triton_grpc
+from tritonclient.utils import InferenceServerException
+
 from shared.serving.deployments import DeploymentSpec
+from shared.serving.predictor import InvalidRequest
 from shared.settings import ModelEndpoints
+
+PROTOBUF = "application/x-protobuf"
+# Enough pooled connections for a runner's thread pool to keep a deployment's batches full.
+MAX_CONNECTIONS = 64
 
 
 class ModelUnavailable(RuntimeError):
@@ -14,13 +24,84 @@ class ModelUnavailable(RuntimeError):
 
 
 class ModelClient(ABC):
+    """Thread-safe: one client serves all threads of a runner, so the server sees concurrent requests."""
+
     @abstractmethod
     def predict(self, request: bytes, timeout_s: float) -> bytes:
         """Raises shared.serving.predictor.InvalidRequest (not retryable), TimeoutError or
         ModelUnavailable (retryable)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:  # noqa: B027 - optional hook: clients without connections need nothing
+        """Release pooled connections."""
+
+
+class RayServeClient(ModelClient):
+    """POST the request to {ray_serve_url}/{service}/predict over pooled keep-alive connections."""
+
+    def __init__(self, ray_serve_url: str, service: str) -> None:
+        self.url = f"{ray_serve_url.rstrip('/')}/{service}/predict"
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+        self._http = httpx.Client(limits=limits, headers={"content-type": PROTOBUF})
+
+    def predict(self, request: bytes, timeout_s: float) -> bytes:
+        try:
+            response = self._http.post(self.url, content=request, timeout=timeout_s)
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(f"{self.url} did not answer within {timeout_s} s") from exc
+        except httpx.HTTPError as exc:
+            raise ModelUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 200:
+            return response.content
+        reason = error_reason(response)
+        if response.status_code == 422:
+            raise InvalidRequest(reason)
+        raise ModelUnavailable(f"{self.url} answered {response.status_code}: {reason}")
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def error_reason(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500]
+
+
+class TritonClient(ModelClient):
+    """Infer on model <service> with one BYTES item; RESPONSE holds the message, ERROR the reason if any."""
+
+    def __init__(self, triton_grpc_url: str, service: str) -> None:
+        self.model = service
+        # The gRPC client is thread-safe for unary calls (not for streams, which this does not use).
+        self._grpc = triton_grpc.InferenceServerClient(triton_grpc_url)
+        self._outputs = [
+            triton_grpc.InferRequestedOutput("RESPONSE"),
+            triton_grpc.InferRequestedOutput("ERROR"),
+        ]
+
+    def predict(self, request: bytes, timeout_s: float) -> bytes:
+        item = triton_grpc.InferInput("REQUEST", [1, 1], "BYTES")
+        item.set_data_from_numpy(np.array([[request]], dtype=np.object_))
+        try:
+            result = self._grpc.infer(self.model, [item], outputs=self._outputs, client_timeout=timeout_s)
+        except InferenceServerException as exc:
+            if "DEADLINE_EXCEEDED" in str(exc.status()):
+                raise TimeoutError(f"triton model {self.model} did not answer within {timeout_s} s") from exc
+            raise ModelUnavailable(f"triton model {self.model}: {exc.message()}") from exc
+        error = result.as_numpy("ERROR")[0, 0].decode()
+        if not error:
+            return result.as_numpy("RESPONSE")[0, 0]
+        if error.startswith("invalid: "):
+            raise InvalidRequest(error.removeprefix("invalid: "))
+        raise ModelUnavailable(f"triton model {self.model}: {error.removeprefix('error: ')}")
+
+    def close(self) -> None:
+        self._grpc.close()
 
 
 def model_client(spec: DeploymentSpec, endpoints: ModelEndpoints) -> ModelClient:
     """The client for the spec's backend."""
+    if spec.backend == "ray":
+        return RayServeClient(endpoints.ray_serve_url, spec.service)
+    return TritonClient(endpoints.triton_grpc_url, spec.service)

@@ -81,7 +81,10 @@ def build_predictor(
     for entry in reversed(python_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    import_proto_modules(tuple(proto_modules))
+    try:
+        import_proto_modules(tuple(proto_modules))
+    except ImportError as exc:
+        raise DeploymentError(f"{spec.service}: cannot import proto modules: {exc}") from exc
     module_name, _, class_name = spec.predictor.partition(":")
     if not module_name or not class_name:
         raise DeploymentError(f"{spec.service}: predictor must be 'module:Class', got {spec.predictor!r}")

@@ -27,10 +27,10 @@ class Predictor(ABC):
     def __init__(self, **config: Any) -> None:
         self.config = config
 
-    def load(self) -> None:
+    def load(self) -> None:  # noqa: B027 - optional hook, not every predictor has weights
         """Load weights; called once before the first predict()."""
 
-    def check(self, request: Message) -> None:
+    def check(self, request: Message) -> None:  # noqa: B027 - optional hook, the default accepts all
         """Raise InvalidRequest with a reason a user can act on."""
 
     @abstractmethod

@@ -1,0 +1,85 @@
+"""Triton Python-backend adapter: a generic TritonPythonModel hosting the Predictor named in config.pbtxt."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from google.protobuf.message import DecodeError, Message
+
+from shared.serving.deployments import DeploymentSpec, build_predictor
+from shared.serving.predictor import InvalidRequest
+
+# Per item: (serialized response, error). The error is "" on success, "invalid: ..." for a request
+# that can never succeed, "error: ..." for a failure that may pass on retry.
+Outcome = tuple[bytes, str]
+
+
+def bytes_tensor(name: str, values: list[bytes]) -> Any:
+    return pb_utils.Tensor(name, np.array(values, dtype=np.object_).reshape(-1, 1))
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        params = {k: v["string_value"] for k, v in json.loads(args["model_config"])["parameters"].items()}
+        spec = DeploymentSpec(
+            service=args["model_name"],
+            backend="triton",
+            predictor=params["predictor"],
+            request_type=params["request_type"],
+            response_type=params["response_type"],
+            predictor_config=json.loads(params["predictor_config"]),
+        )
+        self.predictor = build_predictor(
+            spec,
+            python_path=json.loads(params["python_path"]),
+            proto_modules=json.loads(params["proto_modules"]),
+        )
+        self.request_type = type(self.predictor).request_type
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """Check every item of every request, then predict all valid items in one batch."""
+        outcomes: list[list[Outcome]] = []
+        valid: list[tuple[int, int, Message]] = []
+        for i, request in enumerate(requests):
+            items = pb_utils.get_input_tensor_by_name(request, "REQUEST").as_numpy().reshape(-1)
+            outcomes.append([])
+            for j, data in enumerate(items):
+                try:
+                    message = self.request_type.FromString(bytes(data))
+                    self.predictor.check(message)
+                except DecodeError as exc:
+                    outcomes[i].append(
+                        (b"", f"invalid: not a serialized {self.request_type.DESCRIPTOR.full_name}: {exc}")
+                    )
+                except InvalidRequest as exc:
+                    outcomes[i].append((b"", f"invalid: {exc}"))
+                else:
+                    outcomes[i].append((b"", ""))
+                    valid.append((i, j, message))
+        if valid:
+            for (i, j, _), outcome in zip(valid, self.predict([m for _, _, m in valid]), strict=True):
+                outcomes[i][j] = outcome
+        return [
+            pb_utils.InferenceResponse(
+                output_tensors=[
+                    bytes_tensor("RESPONSE", [response for response, _ in row]),
+                    bytes_tensor("ERROR", [error.encode() for _, error in row]),
+                ]
+            )
+            for row in outcomes
+        ]
+
+    def predict(self, batch: list[Message]) -> list[Outcome]:
+        try:
+            responses = self.predictor.predict(batch)
+            if len(responses) != len(batch):
+                raise RuntimeError(f"predictor returned {len(responses)} responses for {len(batch)} requests")
+        except InvalidRequest as exc:
+            return [(b"", f"invalid: {exc}")] * len(batch)
+        except Exception as exc:
+            pb_utils.Logger.log_error(f"predict failed: {type(exc).__name__}: {exc}")
+            return [(b"", f"error: {type(exc).__name__}: {exc}")] * len(batch)
+        return [(response.SerializeToString(), "") for response in responses]
