@@ -1,0 +1,60 @@
+"""The `orate` command: `orate up`, `orate status` and `orate down` for the embedded stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from shared.stack.config import load_stack_config
+from shared.stack.control import DOWN_TIMEOUT_S, Stack, StackError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orate", description="Run Orate's embedded stack on this machine.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--run-dir", type=Path, default=None, help="logs, pid files, state (default .run)")
+    common.add_argument("--config", type=Path, default=None, help="stack config YAML (default: built-in)")
+    up = commands.add_parser("up", parents=[common], help="start the stack and wait until it is healthy")
+    up.add_argument("--timeout", type=float, default=None, help="seconds to wait for health")
+    status = commands.add_parser("status", parents=[common], help="show components; non-zero if any is down")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    down = commands.add_parser("down", parents=[common], help="stop the stack")
+    down.add_argument("--timeout", type=float, default=DOWN_TIMEOUT_S, help="seconds to wait for the stop")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        stack = Stack(load_stack_config(args.config, args.run_dir))
+    except (OSError, ValueError) as exc:
+        print(f"orate: bad stack config: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "up":
+        try:
+            stack.up(timeout_s=args.timeout)
+        except StackError as exc:
+            print(f"orate up failed: {exc}", file=sys.stderr)
+            return 1
+        print(stack.status().table())
+        print(f"stack is up; logs in {stack.run_dir / 'logs'}")
+        print(f"stop it with: orate down --run-dir {stack.run_dir}")
+        return 0
+    if args.command == "status":
+        status = stack.status()
+        if args.json:
+            print(json.dumps({**asdict(status), "ok": status.ok}, indent=2, default=str))
+        else:
+            print(status.table())
+        return 0 if status.ok else 1
+    stack.down(timeout_s=args.timeout)
+    print(f"stack in {stack.run_dir} stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The bus against a real tansu broker: topics, keyed records with headers, group commits and resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer as RawConsumer
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from shared.bus import (
+    CONTENT_TYPE_HEADER,
+    JOB_ID_HEADER,
+    TRACEPARENT_HEADER,
+    Consumer,
+    Producer,
+    Record,
+    Topics,
+    ensure_topics,
+    job_headers,
+)
+from shared.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+def _consume(consumer: Consumer, count: int, timeout_s: float = 20.0) -> list[Record]:
+    """Poll until count records arrived (the first poll includes the ~2 s group join)."""
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < count and time.monotonic() < deadline:
+        records += consumer.poll_batch(max_records=count - len(records), timeout_s=0.2)
+    return records
+
+
+def _produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
+    producer = Producer(settings, client_id="test-producer")
+    for i, value in enumerate(values):
+        producer.send(topic, f"job-{i}", value, job_headers(f"job-{i}"))
+    producer.flush()
+    producer.close()
+
+
+def _committed_total(settings: KafkaSettings, group: str, topic: str) -> int:
+    raw = RawConsumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
+    try:
+        offsets = raw.committed([TopicPartition(topic, p) for p in range(settings.partitions)], timeout=5.0)
+    finally:
+        raw.close()
+    return sum(max(tp.offset, 0) for tp in offsets)
+
+
+def test_ensure_topics_creates_partitions_and_tolerates_existing(kafka_settings: KafkaSettings) -> None:
+    topics = Topics(kafka_settings.topic_prefix)
+    names = [topics.jobs, topics.work("asr-sactc")]
+    ensure_topics(kafka_settings, names)
+    ensure_topics(kafka_settings, names)
+    metadata = AdminClient({"bootstrap.servers": kafka_settings.bootstrap_servers}).list_topics(timeout=5)
+    for name in names:
+        assert len(metadata.topics[name].partitions) == kafka_settings.partitions
+
+
+def test_keyed_records_and_headers_round_trip_through_a_group(kafka_settings: KafkaSettings) -> None:
+    topic = Topics(kafka_settings.topic_prefix).jobs
+    ensure_topics(kafka_settings, [topic])
+    producer = Producer(kafka_settings, client_id="test-producer")
+    delivered: list[Exception | None] = []
+    sent = {}
+    for i in range(3):
+        headers = job_headers(f"job-{i}", content_type="application/x-protobuf")
+        sent[f"job-{i}"] = (f"payload-{i}".encode(), headers)
+        producer.send(topic, f"job-{i}", f"payload-{i}".encode(), headers, on_delivery=delivered.append)
+    producer.flush()
+    producer.close()
+    assert delivered == [None, None, None]
+
+    consumer = Consumer(kafka_settings, group_id="g-headers", topics=[topic], client_id="test-consumer")
+    try:
+        records = _consume(consumer, 3)
+        for record in records:
+            consumer.processed(record)
+    finally:
+        consumer.close()
+
+    assert sorted(r.key for r in records) == ["job-0", "job-1", "job-2"]
+    for record in records:
+        value, headers = sent[record.key]
+        assert record.value == value
+        assert record.headers == headers
+        assert record.headers[JOB_ID_HEADER] == record.key
+        assert record.headers[CONTENT_TYPE_HEADER] == "application/x-protobuf"
+        assert record.headers[TRACEPARENT_HEADER].startswith("00-")
+        assert record.timestamp_ms > 0
+
+
+def test_a_new_member_resumes_after_the_processed_records(kafka_settings: KafkaSettings) -> None:
+    topic = Topics(kafka_settings.topic_prefix).work("resume")
+    ensure_topics(kafka_settings, [topic])
+    values = [f"v{i:02d}".encode() for i in range(30)]
+    _produce(kafka_settings, topic, values)
+
+    first = Consumer(kafka_settings, group_id="g-resume", topics=[topic], client_id="first")
+    done: list[bytes] = []
+    try:
+        for record in _consume(first, 30):
+            # Records past the 15th were fetched but not processed: they must be delivered again.
+            if len(done) < 15:
+                first.processed(record)
+                done.append(record.value)
+    finally:
+        first.close()
+    assert len(done) == 15
+
+    second = Consumer(kafka_settings, group_id="g-resume", topics=[topic], client_id="second")
+    try:
+        rest = _consume(second, 15)
+        # Anything beyond the 15 unprocessed records would be a replay of committed work.
+        rest += second.poll_batch(max_records=10, timeout_s=0.5)
+        for record in rest:
+            second.processed(record)
+        second.commit()
+        lag = second.lag()
+    finally:
+        second.close()
+    assert sorted(r.value for r in rest) == sorted(set(values) - set(done))
+    assert lag == {(topic, p): 0 for p in range(kafka_settings.partitions)}
+
+
+def test_offsets_are_committed_in_batches_not_per_record(kafka_settings: KafkaSettings) -> None:
+    settings = kafka_settings.model_copy(update={"commit_every": 5, "commit_interval_ms": 60_000})
+    topic = Topics(settings.topic_prefix).events
+    ensure_topics(settings, [topic])
+    _produce(settings, topic, [b"x"] * 10)
+
+    consumer = Consumer(settings, group_id="g-batch", topics=[topic], client_id="batch")
+    try:
+        records = _consume(consumer, 10)
+        for record in records[:4]:
+            consumer.processed(record)
+        assert _committed_total(settings, "g-batch", topic) == 0
+        consumer.processed(records[4])
+        deadline = time.monotonic() + 5.0
+        while _committed_total(settings, "g-batch", topic) != 5 and time.monotonic() < deadline:
+            consumer.poll_batch(max_records=1, timeout_s=0.05)
+        assert _committed_total(settings, "g-batch", topic) == 5
+    finally:
+        consumer.close()

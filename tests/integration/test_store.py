@@ -1,0 +1,126 @@
+"""The job store against a real Redis: idempotency keys, jobs, event history and following events."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from orate.v1 import jobs_pb2
+
+from shared import events
+from shared.settings import RedisSettings
+from shared.store import JobStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(redis_settings: RedisSettings) -> Iterator[JobStore]:
+    job_store = JobStore(redis_settings)
+    yield job_store
+    job_store.close()
+
+
+def _job_id() -> str:
+    return f"job-{uuid.uuid4().hex}"
+
+
+def _event(job_id: str, event_type: str, stage: str = "", attempt: int = 0) -> bytes:
+    event = jobs_pb2.JobEvent(job_id=job_id, type=event_type, stage=stage, attempt=attempt, time_unix_ms=1)
+    return events.to_cloudevent(event)
+
+
+def _types(stream: list[bytes]) -> list[str]:
+    return [events.from_cloudevent(data)["type"] for data in stream]
+
+
+def test_idempotency_key_binds_the_first_job(store: JobStore, redis_settings: RedisSettings) -> None:
+    key = f"idem-{uuid.uuid4().hex}"
+    assert store.ping()
+    assert store.claim_idempotency_key(key, "job-a") is None
+    assert store.claim_idempotency_key(key, "job-b") == "job-a"
+    # Only the claimant can release it.
+    store.release_idempotency_key(key, "job-b")
+    assert store.claim_idempotency_key(key, "job-c") == "job-a"
+    store.release_idempotency_key(key, "job-a")
+    assert store.claim_idempotency_key(key, "job-c") is None
+    ttl = redis.Redis.from_url(redis_settings.url).ttl(f"orate:idem:{key}")
+    assert 0 < ttl <= redis_settings.idempotency_ttl_s
+
+
+def test_job_round_trip_with_ttl(store: JobStore, redis_settings: RedisSettings) -> None:
+    job = jobs_pb2.Job(job_id=_job_id(), pipeline="transcribe", status=jobs_pb2.JOB_STATUS_RUNNING)
+    job.inputs["audio"].text = "hello"
+    stage = job.stages["asr"]
+    stage.name, stage.service, stage.attempt = "asr", "asr-sactc", 1
+    stage.status = jobs_pb2.STAGE_STATUS_DISPATCHED
+    store.put_job(job)
+    assert store.get_job(job.job_id) == job
+    assert store.get_job(_job_id()) is None
+    ttl = redis.Redis.from_url(redis_settings.url).ttl(f"orate:job:{job.job_id}")
+    assert 0 < ttl <= redis_settings.job_ttl_s
+
+    others = [jobs_pb2.Job(job_id=_job_id(), pipeline=f"p{i}") for i in range(3)]
+    store.put_jobs(others)
+    missing = _job_id()
+    found = store.get_jobs([o.job_id for o in others] + [missing])
+    assert found == {o.job_id: o for o in others}
+
+
+def test_follow_yields_history_then_live_events_and_stops_at_the_terminal_one(store: JobStore) -> None:
+    job_id = _job_id()
+    store.append_events([(job_id, _event(job_id, events.JOB_ACCEPTED))])
+    store.append_events([(job_id, _event(job_id, events.STAGE_STARTED, "asr", 1))])
+    received: queue.Queue[bytes | None] = queue.Queue()
+
+    def follow() -> None:
+        for data in store.follow_events(job_id, timeout_s=10.0):
+            received.put(data)
+        received.put(None)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    history = [received.get(timeout=5.0), received.get(timeout=5.0)]
+    assert _types(history) == [events.JOB_ACCEPTED, events.STAGE_STARTED]
+
+    store.append_events(
+        [
+            (job_id, _event(job_id, events.STAGE_STARTED, "asr", 1)),  # a replay: dropped
+            (job_id, _event(job_id, events.STAGE_COMPLETED, "asr", 1)),
+            (job_id, _event(job_id, events.JOB_COMPLETED)),
+        ]
+    )
+    live = []
+    while (item := received.get(timeout=5.0)) is not None:
+        live.append(item)
+    follower.join(timeout=5.0)
+    assert _types(live) == [events.STAGE_COMPLETED, events.JOB_COMPLETED]
+    assert len(store.event_history(job_id)) == 5
+
+
+def test_follow_of_a_finished_job_returns_its_history_at_once(store: JobStore) -> None:
+    job_id = _job_id()
+    finished = [events.JOB_ACCEPTED, events.JOB_FAILED]
+    store.append_events([(job_id, _event(job_id, event_type)) for event_type in finished])
+    started = time.monotonic()
+    assert _types(list(store.follow_events(job_id, timeout_s=30.0))) == finished
+    assert time.monotonic() - started < 5.0
+
+
+def test_follow_gives_up_after_silence(store: JobStore) -> None:
+    job_id = _job_id()
+    store.append_events([(job_id, _event(job_id, events.JOB_ACCEPTED))])
+    started = time.monotonic()
+    assert _types(list(store.follow_events(job_id, timeout_s=0.3))) == [events.JOB_ACCEPTED]
+    assert 0.3 <= time.monotonic() - started < 3.0
+
+
+def test_counters(store: JobStore) -> None:
+    name = f"c-{uuid.uuid4().hex}"
+    assert store.incr(name) == 1
+    assert store.incr(name, by=4) == 5
