@@ -248,8 +248,16 @@ class Consumer:
     def poll_batch(self, max_records: int = 100, timeout_s: float = 0.1) -> list[Record]:
         """Up to max_records records (possibly none); errors other than partition EOF raise BusError."""
         self._maybe_commit()
+        # consume() waits out its whole timeout unless max_records are there: wait for the first
+        # record only, then take whatever else has already arrived without waiting.
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        messages = [first]
+        if max_records > 1:
+            messages += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         records = []
-        for message in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
+        for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:

@@ -1,0 +1,95 @@
+"""Prometheus metrics of the API, the engine and the stage runners (units in the names)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from orate.v1 import jobs_pb2
+from prometheus_client import Counter, Gauge, Histogram
+
+from orchestrator.transitions import Effects
+from shared import events
+from shared import metrics as shared_metrics
+from shared.bus import BusError, Consumer
+
+log = logging.getLogger(__name__)
+
+# The shared buckets stop at 60 s; jobs, stages and model calls run to minutes (diffusion video).
+LATENCY_BUCKETS_S = (*shared_metrics.LATENCY_BUCKETS_S, 120.0, 300.0, 600.0)
+
+API_REQUESTS = Counter("orate_api_requests_total", "HTTP API requests", ["route", "method", "status"])
+JOBS_SUBMITTED = Counter("orate_jobs_submitted_total", "Jobs accepted by the API", ["pipeline"])
+JOBS_FINISHED = Counter(
+    "orate_jobs_finished_total", "Jobs that reached a terminal state", ["pipeline", "status"]
+)
+JOB_DURATION = Histogram(
+    "orate_job_duration_seconds", "Job creation to terminal state", ["pipeline"], buckets=LATENCY_BUCKETS_S
+)
+STAGE_DURATION = Histogram(
+    "orate_stage_duration_seconds",
+    "Stage dispatch to result, per attempt",
+    ["service", "stage"],
+    buckets=LATENCY_BUCKETS_S,
+)
+MODEL_CALL_DURATION = Histogram(
+    "orate_model_call_duration_seconds",
+    "Runner's call to the deployment",
+    ["service"],
+    buckets=LATENCY_BUCKETS_S,
+)
+STAGE_RETRIES = Counter("orate_stage_retries_total", "Stage attempts scheduled after a failure", ["service"])
+DLQ_RECORDS = Counter(
+    "orate_dlq_records_total", "Records sent to the dead-letter topic", ["service", "reason_kind"]
+)
+CONSUMER_LAG = Gauge(
+    "orate_consumer_lag_records",
+    "High watermark minus committed offset (under-reads on tansu 0.6)",
+    ["group", "topic", "partition"],
+)
+
+TERMINAL_STATUS_LABELS = {
+    events.JOB_COMPLETED: "succeeded",
+    events.JOB_FAILED: "failed",
+    events.JOB_CANCELLED: "cancelled",
+}
+
+
+def observe_effects(job: jobs_pb2.Job, effects: Effects) -> None:
+    """Count what one applied engine command did."""
+    for timing in effects.stage_timings:
+        STAGE_DURATION.labels(timing.service, timing.stage).observe(timing.seconds)
+    for event in effects.events:
+        if event.type == events.STAGE_RETRYING:
+            STAGE_RETRIES.labels(job.stages[event.stage].service).inc()
+        elif event.type in TERMINAL_STATUS_LABELS:
+            JOBS_FINISHED.labels(job.pipeline, TERMINAL_STATUS_LABELS[event.type]).inc()
+            JOB_DURATION.labels(job.pipeline).observe(
+                max(0, job.finished_unix_ms - job.created_unix_ms) / 1000
+            )
+    for dead in effects.dead_letters:
+        DLQ_RECORDS.labels(dead.letter.service, dead.kind).inc()
+
+
+class LagReporter:
+    """Refreshes orate_consumer_lag_records from Consumer.lag(), at most every interval_s (it asks the
+    broker)."""
+
+    def __init__(self, consumer: Consumer, group: str, interval_s: float = 5.0) -> None:
+        self._consumer = consumer
+        self._group = group
+        self._interval_s = interval_s
+        self._next = 0.0
+
+    def maybe_refresh(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self._interval_s
+        try:
+            lags = self._consumer.lag()
+        except BusError as exc:  # a metric is not worth stopping the consumer for
+            log.warning("consumer lag unavailable: %s", exc)
+            return
+        for (topic, partition), lag in lags.items():
+            CONSUMER_LAG.labels(self._group, topic, str(partition)).set(lag)

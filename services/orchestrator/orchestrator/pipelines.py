@@ -1,0 +1,262 @@
+"""Pipelines as data: the YAML model, its sources, load-time validation and the stage graph."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from orate.v1 import jobs_pb2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator import codec
+from shared.protos import message_class
+from shared.serving.deployments import DeploymentsFile
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+INPUTS_PREFIX = "$inputs."
+STAGES_PREFIX = "$stages."
+InputType = Literal["text", "number", "boolean", "audio", "image", "voice", "json"]
+MEDIA_TYPES: frozenset[str] = frozenset({"audio", "image"})
+SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "text": lambda v: isinstance(v, str),
+    "voice": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "json": lambda v: True,
+    # media arrive as uploads, never as plain values
+    "audio": lambda v: False,
+    "image": lambda v: False,
+}
+
+
+class PipelineError(ValueError):
+    """A pipeline file that cannot be used, with the file and the reason."""
+
+
+@dataclass(frozen=True)
+class InputRef:
+    name: str
+
+
+@dataclass(frozen=True)
+class StageRef:
+    stage: str
+    path: str
+
+
+@dataclass(frozen=True)
+class LiteralValue:
+    value: Any
+
+
+Source = InputRef | StageRef | LiteralValue
+
+
+def parse_source(raw: Any) -> Source:
+    """`$inputs.<name>`, `$stages.<stage>.<output path>`, or any other value as a literal."""
+    if isinstance(raw, str) and raw.startswith(INPUTS_PREFIX):
+        name = raw.removeprefix(INPUTS_PREFIX)
+        if not re.match(NAME_PATTERN, name):
+            raise ValueError(f"bad input reference {raw!r}")
+        return InputRef(name)
+    if isinstance(raw, str) and raw.startswith(STAGES_PREFIX):
+        stage, _, path = raw.removeprefix(STAGES_PREFIX).partition(".")
+        if not stage or not path:
+            raise ValueError(f"bad stage reference {raw!r}: expected $stages.<stage>.<output path>")
+        return StageRef(stage, path)
+    return LiteralValue(raw)
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: InputType
+    required: bool = False
+    default: Any = None
+    description: str = ""
+    min_seconds: float = Field(0.0, ge=0, description="audio only")
+    max_seconds: float | None = Field(None, gt=0, description="audio only; the API's cap applies as well")
+
+    @model_validator(mode="after")
+    def _check(self) -> InputSpec:
+        if self.type in MEDIA_TYPES and self.default is not None:
+            raise ValueError(f"{self.type} inputs cannot have a default")
+        if self.type != "audio" and (self.min_seconds or self.max_seconds is not None):
+            raise ValueError("min_seconds/max_seconds apply to audio inputs only")
+        if self.default is not None:
+            self.check_value(self.default)
+        return self
+
+    def check_value(self, value: Any) -> None:
+        """Raise ValueError unless a non-media value has this input's type (json takes any value)."""
+        if not SCALAR_CHECKS[self.type](value):
+            raise ValueError(f"expected a {self.type}, got {type(value).__name__}")
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    service: str
+    request: dict[str, Any] = {}
+    needs: list[str] = []
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    backoff_s: float = Field(0.5, ge=0)
+
+    def sources(self) -> dict[str, Source]:
+        return {path: parse_source(raw) for path, raw in self.request.items()}
+
+    def dependencies(self) -> set[str]:
+        """Every stage this one references, plus its explicit needs."""
+        refs = {source.stage for source in self.sources().values() if isinstance(source, StageRef)}
+        return refs | set(self.needs)
+
+
+class Pipeline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    inputs: dict[str, InputSpec] = {}
+    stages: list[StageSpec] = Field(min_length=1)
+    outputs: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Pipeline:
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate stage names in {names}")
+        for input_name in self.inputs:
+            if not re.match(NAME_PATTERN, input_name):
+                raise ValueError(f"bad input name {input_name!r}")
+        for where, sources in self.all_sources():
+            for source in sources:
+                if isinstance(source, InputRef) and source.name not in self.inputs:
+                    raise ValueError(
+                        f"{where}: unknown input {source.name!r} (inputs: {sorted(self.inputs)})"
+                    )
+                if isinstance(source, StageRef) and source.stage not in names:
+                    raise ValueError(f"{where}: unknown stage {source.stage!r} (stages: {names})")
+        for stage in self.stages:
+            unknown = set(stage.needs) - set(names)
+            if unknown:
+                raise ValueError(f"stage {stage.name!r} needs unknown stages {sorted(unknown)}")
+            if stage.name in stage.dependencies():
+                raise ValueError(f"stage {stage.name!r} depends on itself")
+        self.order()  # raises on a cycle
+        return self
+
+    def all_sources(self) -> Iterable[tuple[str, Iterable[Source]]]:
+        for stage in self.stages:
+            yield f"stage {stage.name!r}", stage.sources().values()
+        yield "outputs", self.output_sources().values()
+
+    def output_sources(self) -> dict[str, Source]:
+        return {name: parse_source(raw) for name, raw in self.outputs.items()}
+
+    def missing_inputs(self, provided: Iterable[str]) -> list[str]:
+        """Required inputs that are neither provided nor defaulted."""
+        given = set(provided)
+        return [
+            name
+            for name, spec in self.inputs.items()
+            if spec.required and spec.default is None and name not in given
+        ]
+
+    def stage(self, name: str) -> StageSpec:
+        return next(stage for stage in self.stages if stage.name == name)
+
+    def order(self) -> list[StageSpec]:
+        """The stages in topological order (declaration order among equals); ValueError on a cycle."""
+        remaining = {stage.name: stage.dependencies() for stage in self.stages}
+        ordered: list[StageSpec] = []
+        while remaining:
+            ready = [stage for stage in self.stages if remaining.get(stage.name) == set()]
+            if not ready:
+                raise ValueError(f"the stages {sorted(remaining)} form a cycle")
+            for stage in ready:
+                del remaining[stage.name]
+                ordered.append(stage)
+            for deps in remaining.values():
+                deps.difference_update(stage.name for stage in ready)
+        return ordered
+
+    def ready_stages(self, statuses: Mapping[str, jobs_pb2.StageStatus.ValueType]) -> list[StageSpec]:
+        """Pending stages whose dependencies have all succeeded, in topological order."""
+        return [
+            stage
+            for stage in self.order()
+            if statuses.get(stage.name) == jobs_pb2.STAGE_STATUS_PENDING
+            and all(statuses.get(dep) == jobs_pb2.STAGE_STATUS_SUCCEEDED for dep in stage.dependencies())
+        ]
+
+    def pending_stages(self) -> dict[str, jobs_pb2.StageState]:
+        """The stage states of a job that has not started (stage name -> state)."""
+        return {
+            stage.name: jobs_pb2.StageState(
+                name=stage.name, service=stage.service, status=jobs_pb2.STAGE_STATUS_PENDING
+            )
+            for stage in self.stages
+        }
+
+    def to_proto(self) -> jobs_pb2.Pipeline:
+        return jobs_pb2.Pipeline(
+            name=self.name,
+            description=self.description,
+            stages=[stage.name for stage in self.stages],
+            services=sorted({stage.service for stage in self.stages}),
+            inputs=list(self.inputs),
+        )
+
+
+def check_services(pipeline: Pipeline, deployments: DeploymentsFile) -> None:
+    """Every stage's service is deployed, its request paths exist in the request type, and every
+    reference to its outputs exists in the response type."""
+    specs = {spec.service: spec for spec in deployments.deployments}
+    responses = {}
+    for stage in pipeline.stages:
+        spec = specs.get(stage.service)
+        if spec is None:
+            raise ValueError(
+                f"stage {stage.name!r}: service {stage.service!r} is not in the deployments file"
+            )
+        request = message_class(spec.request_type, deployments.proto_modules).DESCRIPTOR
+        for path in stage.request:
+            codec.check_request_path(request, path)
+        responses[stage.name] = message_class(spec.response_type, deployments.proto_modules).DESCRIPTOR
+    for _, sources in pipeline.all_sources():
+        for source in sources:
+            if isinstance(source, StageRef):
+                codec.check_output_path(responses[source.stage], source.path)
+
+
+def load_pipeline(path: Path, deployments: DeploymentsFile) -> Pipeline:
+    try:
+        pipeline = Pipeline.model_validate(yaml.safe_load(path.read_text()))
+        check_services(pipeline, deployments)
+    except (yaml.YAMLError, ValidationError, ValueError, KeyError) as exc:
+        raise PipelineError(f"{path}: {exc}") from exc
+    return pipeline
+
+
+def load_pipelines(dirs: Iterable[Path], deployments: DeploymentsFile) -> dict[str, Pipeline]:
+    """Every *.yaml / *.yml pipeline in the dirs, by name; PipelineError on the first bad or duplicate one."""
+    pipelines: dict[str, Pipeline] = {}
+    origins: dict[str, Path] = {}
+    for directory in dirs:
+        if not directory.is_dir():
+            raise PipelineError(f"pipeline directory {directory} does not exist")
+        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+            pipeline = load_pipeline(path, deployments)
+            if pipeline.name in pipelines:
+                raise PipelineError(
+                    f"{path}: pipeline {pipeline.name!r} is also defined in {origins[pipeline.name]}"
+                )
+            pipelines[pipeline.name] = pipeline
+            origins[pipeline.name] = path
+    return pipelines

@@ -1,0 +1,231 @@
+"""A stage runner (`python -m orchestrator.runner --service NAME`): runs one model service's work items."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from google.protobuf.message import DecodeError, Message
+from orate.v1 import common_pb2, jobs_pb2
+
+from orchestrator import codec, metrics
+from orchestrator.process import read_deployments, start_worker
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.transitions import DLQ_UNDECODABLE, is_terminal
+from shared.artifacts import ArtifactNotFound, ArtifactStore, artifact_store, job_artifact_key
+from shared.bus import TRACEPARENT_HEADER, Consumer, Producer, Record, Topics, ensure_topics, job_headers
+from shared.protos import message_class
+from shared.serving.clients import ModelClient, ModelUnavailable, model_client
+from shared.serving.predictor import InvalidRequest
+from shared.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def runner_group(service: str) -> str:
+    return f"orate-runner-{service}"
+
+
+class StageFailed(Exception):
+    """A work item that cannot succeed now; retryable says whether another attempt might."""
+
+    def __init__(self, reason: str, retryable: bool) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+class StageRunner:
+    """Per poll batch: run the items concurrently (so the deployment's batcher sees concurrent requests),
+    produce one StageResult per item to orate.jobs, flush, then mark the records processed."""
+
+    def __init__(
+        self,
+        service: str,
+        request_type: type[Message],
+        response_type: type[Message],
+        client: ModelClient,
+        consumer: Consumer,
+        producer: Producer,
+        store: JobStore,
+        artifacts: ArtifactStore,
+        topics: Topics,
+        concurrency: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._service = service
+        self._request_type = request_type
+        self._response_type = response_type
+        self._client = client
+        self._consumer = consumer
+        self._producer = producer
+        self._store = store
+        self._artifacts = artifacts
+        self._topics = topics
+        self._concurrency = concurrency
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"runner-{service}")
+        self._lag = metrics.LagReporter(consumer, runner_group(service))
+
+    def run(self, stop: threading.Event, poll_timeout_s: float = 0.1) -> None:
+        while not stop.is_set():
+            self.run_once(poll_timeout_s)
+            self._lag.maybe_refresh()
+
+    def run_once(self, poll_timeout_s: float = 0.1) -> int:
+        """Process one poll batch; returns how many records it held."""
+        records = self._consumer.poll_batch(self._concurrency, poll_timeout_s)
+        if not records:
+            return 0
+        works: list[tuple[Record, jobs_pb2.StageWork]] = []
+        for record in records:
+            try:
+                works.append((record, jobs_pb2.StageWork.FromString(record.value)))
+            except DecodeError as exc:
+                self._dead_letter(record, f"not a StageWork: {exc}")
+        jobs = self._store.get_jobs(sorted({work.job_id for _, work in works}))
+        live = [(record, work) for record, work in works if not _finished(jobs.get(work.job_id))]
+        results = self._pool.map(self._run_item, [work for _, work in live])
+        for (record, _), result in zip(live, results, strict=True):
+            command = jobs_pb2.JobCommand(stage_result=result)
+            headers = job_headers(
+                result.job_id, record.headers.get(TRACEPARENT_HEADER), codec.PROTOBUF_CONTENT_TYPE
+            )
+            self._producer.send(self._topics.jobs, result.job_id, command.SerializeToString(), headers)
+        self._producer.flush()
+        for record in records:
+            self._consumer.processed(record)
+        return len(records)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
+
+    def _run_item(self, work: jobs_pb2.StageWork) -> jobs_pb2.StageResult:
+        result = jobs_pb2.StageResult(job_id=work.job_id, stage=work.stage, attempt=work.attempt)
+        delay_s = work.not_before_unix_ms / 1000 - self._clock()
+        if delay_s > 0:
+            time.sleep(delay_s)  # retry backoff set by the engine
+        try:
+            response, latency_s = self._call(work)
+            codec.replace_map(result.outputs, self._store_outputs(work, response))
+        except StageFailed as exc:
+            log.info("job %s stage %s#%d failed: %s", work.job_id, work.stage, work.attempt, exc)
+            result.error, result.retryable = str(exc), exc.retryable
+            return result
+        except Exception as exc:  # anything unforeseen (artifact store down...) may pass on a retry
+            log.exception("job %s stage %s#%d: unexpected error", work.job_id, work.stage, work.attempt)
+            result.error, result.retryable = f"{type(exc).__name__}: {exc}", True
+            return result
+        result.ok = True
+        result.model_latency_ms = latency_s * 1000
+        return result
+
+    def _call(self, work: jobs_pb2.StageWork) -> tuple[Message, float]:
+        fields = {}
+        for path, value in work.request.items():
+            fields[path] = codec.from_value(value)
+            if isinstance(fields[path], common_pb2.ArtifactRef):
+                try:
+                    fields[path] = self._artifacts.get(fields[path])
+                except ArtifactNotFound as exc:
+                    raise StageFailed(
+                        f"input artifact of {path!r} is missing: {exc}", retryable=False
+                    ) from exc
+        try:
+            request = codec.build_request(self._request_type, fields)
+        except ValueError as exc:
+            raise StageFailed(str(exc), retryable=False) from exc
+        started = time.monotonic()
+        try:
+            payload = self._client.predict(request.SerializeToString(), work.timeout_s)
+        except InvalidRequest as exc:
+            raise StageFailed(f"invalid request: {exc}", retryable=False) from exc
+        except TimeoutError as exc:
+            raise StageFailed(f"model call timed out after {work.timeout_s:g} s", retryable=True) from exc
+        except ModelUnavailable as exc:
+            raise StageFailed(f"model call failed: {exc}", retryable=True) from exc
+        finally:
+            latency_s = time.monotonic() - started
+            metrics.MODEL_CALL_DURATION.labels(self._service).observe(latency_s)
+        try:
+            return self._response_type.FromString(payload), latency_s
+        except DecodeError as exc:
+            raise StageFailed(f"the deployment answered a non-{self._response_type.__name__}", False) from exc
+
+    def _store_outputs(self, work: jobs_pb2.StageWork, response: Message) -> dict[str, common_pb2.Value]:
+        blobs, json_response = codec.split_response(response)
+        outputs = {}
+        for blob in blobs:
+            key = job_artifact_key(work.job_id, work.stage, blob.path)
+            outputs[blob.path] = common_pb2.Value(
+                artifact=self._artifacts.put(key, blob.data, blob.media_type)
+            )
+        outputs[codec.RESPONSE] = codec.to_value(json_response)
+        return outputs
+
+    def _dead_letter(self, record: Record, reason: str) -> None:
+        log.warning(
+            "undecodable work item at %s/%d@%d: %s", record.topic, record.partition, record.offset, reason
+        )
+        letter = jobs_pb2.DeadLetter(
+            job_id=record.key,
+            service=self._service,
+            reason=reason,
+            source_topic=record.topic,
+            payload=record.value,
+            time_unix_ms=int(self._clock() * 1000),
+        )
+        headers = job_headers(record.key, record.headers.get(TRACEPARENT_HEADER), codec.PROTOBUF_CONTENT_TYPE)
+        self._producer.send(self._topics.dlq, record.key, letter.SerializeToString(), headers)
+        metrics.DLQ_RECORDS.labels(self._service, DLQ_UNDECODABLE).inc()
+
+
+def _finished(job: jobs_pb2.Job | None) -> bool:
+    """A cancelled (or otherwise finished) job's work is skipped; its result would be ignored anyway."""
+    return job is not None and is_terminal(job)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--service", required=True, help="the model service whose work items to run")
+    args = parser.parse_args(argv)
+    settings = OrchestratorSettings()
+    stop = start_worker(settings)
+    deployments = read_deployments(settings)
+    spec = deployments.get(args.service)
+    topics = Topics(settings.kafka.topic_prefix)
+    ensure_topics(settings.kafka, [topics.work(args.service), topics.jobs, topics.dlq])
+    client_id = f"{runner_group(args.service)}-{socket.gethostname()}-{os.getpid()}"
+    store = JobStore(settings.redis)
+    producer = Producer(settings.kafka, client_id)
+    consumer = Consumer(settings.kafka, runner_group(args.service), [topics.work(args.service)], client_id)
+    runner = StageRunner(
+        args.service,
+        message_class(spec.request_type, deployments.proto_modules),
+        message_class(spec.response_type, deployments.proto_modules),
+        model_client(spec, settings.endpoints),
+        consumer,
+        producer,
+        store,
+        artifact_store(settings.artifacts),
+        topics,
+        settings.runner.concurrency,
+    )
+    log.info("runner for %s up (%s backend)", args.service, spec.backend)
+    try:
+        runner.run(stop)
+    finally:
+        consumer.close()
+        runner.close()
+        producer.close()
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

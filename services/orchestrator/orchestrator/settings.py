@@ -1,0 +1,45 @@
+"""Orchestrator settings: the shared blocks plus the API, the deployments file and the pipeline dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import NoDecode
+
+from shared.settings import OrateSettings
+
+BUILTIN_PIPELINES_DIR = Path(__file__).parent / "pipelines"
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    http_port: int = 29600
+    grpc_port: int = 29601
+    max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    # A cap on every audio input, whatever a pipeline allows.
+    max_audio_seconds: float = Field(600.0, gt=0)
+    submit_ack_timeout_s: float = Field(10.0, gt=0, description="a submit waits this long for the broker")
+    events_idle_timeout_s: float = Field(300.0, gt=0, description="an event stream ends after this silence")
+
+
+class RunnerSettings(BaseModel):
+    concurrency: int = Field(16, ge=1, description="work items a runner has in flight (one poll batch)")
+
+
+class OrchestratorSettings(OrateSettings):
+    api: ApiSettings = ApiSettings()
+    runner: RunnerSettings = RunnerSettings()
+    deployments_file: Path = Path("deployments.yaml")
+    # NoDecode: the env var is an os.pathsep-separated list (like PATH), not JSON.
+    pipeline_dirs: Annotated[list[Path], NoDecode] = [BUILTIN_PIPELINES_DIR]
+    metrics_port: int | None = Field(None, description="engine and runners serve /metrics here when set")
+
+    @field_validator("pipeline_dirs", mode="before")
+    @classmethod
+    def _split_path_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(part) for part in value.split(os.pathsep) if part]
+        return value

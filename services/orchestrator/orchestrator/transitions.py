@@ -1,0 +1,335 @@
+"""The engine's state machine: one job command in, the job's new state and the effects out (no I/O)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from orate.v1 import common_pb2, jobs_pb2
+
+from orchestrator import codec
+from orchestrator.pipelines import InputRef, LiteralValue, Pipeline, Source, StageRef, StageSpec
+from shared import events
+
+log = logging.getLogger(__name__)
+
+TERMINAL_JOB_STATUSES = frozenset(
+    {jobs_pb2.JOB_STATUS_SUCCEEDED, jobs_pb2.JOB_STATUS_FAILED, jobs_pb2.JOB_STATUS_CANCELLED}
+)
+OPEN_STAGE_STATUSES = frozenset({jobs_pb2.STAGE_STATUS_PENDING, jobs_pb2.STAGE_STATUS_DISPATCHED})
+
+# Why a record went to the DLQ (the reason_kind label of orate_dlq_records_total).
+DLQ_INVALID_SUBMIT = "invalid_submit"
+DLQ_NOT_RETRYABLE = "not_retryable"
+DLQ_RETRIES_EXHAUSTED = "retries_exhausted"
+DLQ_UNRESOLVABLE = "unresolvable"
+DLQ_UNDECODABLE = "undecodable"
+
+
+@dataclass
+class DeadLetterEffect:
+    kind: str
+    letter: jobs_pb2.DeadLetter
+
+
+@dataclass
+class StageTiming:
+    service: str
+    stage: str
+    seconds: float
+
+
+@dataclass
+class Effects:
+    """What applying one command asks the engine to produce, plus timings for the metrics."""
+
+    work: list[jobs_pb2.StageWork] = field(default_factory=list)
+    events: list[jobs_pb2.JobEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetterEffect] = field(default_factory=list)
+    stage_timings: list[StageTiming] = field(default_factory=list)
+
+
+def command_job_id(command: jobs_pb2.JobCommand) -> str:
+    kind = command.WhichOneof("command")
+    if kind == "submit":
+        return command.submit.job.job_id
+    if kind == "cancel":
+        return command.cancel.job_id
+    if kind == "stage_result":
+        return command.stage_result.job_id
+    return ""
+
+
+def is_terminal(job: jobs_pb2.Job) -> bool:
+    return job.status in TERMINAL_JOB_STATUSES
+
+
+class JobMachine:
+    """Applies commands to jobs. A job passed in is updated in place; apply() returns it when it changed."""
+
+    def __init__(
+        self, pipelines: Mapping[str, Pipeline], jobs_topic: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._pipelines = pipelines
+        self._jobs_topic = jobs_topic
+        self._clock = clock
+
+    def apply(
+        self, job: jobs_pb2.Job | None, command: jobs_pb2.JobCommand, payload: bytes
+    ) -> tuple[jobs_pb2.Job | None, Effects]:
+        """The changed job (None when the command was ignored) and the effects; payload is the command as
+        received, for dead letters."""
+        effects = Effects()
+        kind = command.WhichOneof("command")
+        if kind == "submit":
+            changed = self._submit(job, command.submit.job, payload, effects)
+        elif kind == "cancel":
+            changed = self._cancel(job, command.cancel, effects)
+        elif kind == "stage_result":
+            changed = self._stage_result(job, command.stage_result, payload, effects)
+        else:
+            raise ValueError("empty command")
+        return changed, effects
+
+    # ---- commands -------------------------------------------------------------------------------------
+
+    def _submit(
+        self, current: jobs_pb2.Job | None, submitted: jobs_pb2.Job, payload: bytes, effects: Effects
+    ) -> jobs_pb2.Job | None:
+        if current is not None and current.status != jobs_pb2.JOB_STATUS_QUEUED:
+            log.info(
+                "job %s: submit replayed or superseded (status %s), ignored", submitted.job_id, current.status
+            )
+            return None
+        job = jobs_pb2.Job()
+        job.CopyFrom(submitted)
+        if not job.created_unix_ms:
+            job.created_unix_ms = self._now_ms()
+        # The API validated its submits; commands produced straight to Kafka are checked here.
+        pipeline = self._pipelines.get(job.pipeline)
+        missing = pipeline.missing_inputs(job.inputs) if pipeline is not None else []
+        if pipeline is None or missing:
+            reason = f"unknown pipeline {job.pipeline!r}" if pipeline is None else f"missing inputs {missing}"
+            self._dead_letter(job, None, DLQ_INVALID_SUBMIT, reason, payload, effects)
+            self._fail_job(job, reason, effects)
+            return job
+        job.status = jobs_pb2.JOB_STATUS_RUNNING
+        codec.replace_map(job.stages, pipeline.pending_stages())
+        effects.events.append(self._event(job, events.JOB_ACCEPTED))
+        self._dispatch_ready(job, pipeline, payload, effects)
+        return job
+
+    def _cancel(
+        self, job: jobs_pb2.Job | None, cancel: jobs_pb2.CancelJob, effects: Effects
+    ) -> jobs_pb2.Job | None:
+        if job is None or is_terminal(job):
+            log.info("job %s: cancel for an unknown or finished job, ignored", cancel.job_id)
+            return None
+        job.status = jobs_pb2.JOB_STATUS_CANCELLED
+        job.error = cancel.reason or "cancelled"
+        self._close_job(job)
+        effects.events.append(self._event(job, events.JOB_CANCELLED, error=job.error))
+        return job
+
+    def _stage_result(
+        self, job: jobs_pb2.Job | None, result: jobs_pb2.StageResult, payload: bytes, effects: Effects
+    ) -> jobs_pb2.Job | None:
+        state = job.stages.get(result.stage) if job is not None else None
+        if (
+            job is None
+            or is_terminal(job)
+            or state is None
+            or state.status != jobs_pb2.STAGE_STATUS_DISPATCHED
+            or state.attempt != result.attempt
+        ):
+            log.info(
+                "job %s: stale or duplicate result of %s#%d, ignored",
+                result.job_id,
+                result.stage,
+                result.attempt,
+            )
+            return None
+        now_ms = self._now_ms()
+        effects.stage_timings.append(
+            StageTiming(state.service, state.name, max(0, now_ms - state.dispatched_unix_ms) / 1000)
+        )
+        state.model_latency_ms = result.model_latency_ms
+        pipeline = self._pipelines.get(job.pipeline)
+        if pipeline is None:
+            self._fail_job(job, f"pipeline {job.pipeline!r} is no longer loaded", effects)
+            return job
+        if result.ok:
+            state.status = jobs_pb2.STAGE_STATUS_SUCCEEDED
+            state.finished_unix_ms = now_ms
+            state.error = ""
+            codec.replace_map(state.outputs, result.outputs)
+            effects.events.append(self._event(job, events.STAGE_COMPLETED, state, outputs=result.outputs))
+            if all(s.status == jobs_pb2.STAGE_STATUS_SUCCEEDED for s in job.stages.values()):
+                self._complete(job, pipeline, payload, effects)
+            else:
+                self._dispatch_ready(job, pipeline, payload, effects)
+            return job
+        spec = pipeline.stage(result.stage)
+        if result.retryable and result.attempt < spec.max_attempts:
+            state.error = result.error
+            effects.events.append(self._event(job, events.STAGE_RETRYING, state, error=result.error))
+            delay_ms = int(spec.backoff_s * 2 ** (result.attempt - 1) * 1000)
+            self._dispatch(job, pipeline, spec, result.attempt + 1, now_ms + delay_ms, payload, effects)
+            return job
+        kind = DLQ_NOT_RETRYABLE if not result.retryable else DLQ_RETRIES_EXHAUSTED
+        self._fail_stage(job, state, kind, result.error, payload, effects)
+        return job
+
+    # ---- transitions ----------------------------------------------------------------------------------
+
+    def _dispatch_ready(
+        self, job: jobs_pb2.Job, pipeline: Pipeline, payload: bytes, effects: Effects
+    ) -> None:
+        statuses = {name: state.status for name, state in job.stages.items()}
+        for spec in pipeline.ready_stages(statuses):
+            self._dispatch(job, pipeline, spec, 1, 0, payload, effects)
+            if is_terminal(job):
+                return
+
+    def _dispatch(
+        self,
+        job: jobs_pb2.Job,
+        pipeline: Pipeline,
+        spec: StageSpec,
+        attempt: int,
+        not_before_unix_ms: int,
+        payload: bytes,
+        effects: Effects,
+    ) -> None:
+        state = job.stages[spec.name]
+        state.attempt = attempt
+        try:
+            request = {
+                path: value
+                for path, source in spec.sources().items()
+                if (value := self._resolve(job, pipeline, source)) is not None
+            }
+        except KeyError as exc:
+            reason = f"cannot build the request: {exc.args[0]}"
+            self._fail_stage(job, state, DLQ_UNRESOLVABLE, reason, payload, effects)
+            return
+        state.status = jobs_pb2.STAGE_STATUS_DISPATCHED
+        state.dispatched_unix_ms = self._now_ms()
+        state.finished_unix_ms = 0
+        effects.work.append(
+            jobs_pb2.StageWork(
+                job_id=job.job_id,
+                stage=spec.name,
+                service=spec.service,
+                attempt=attempt,
+                request=request,
+                timeout_s=spec.timeout_s,
+                not_before_unix_ms=not_before_unix_ms,
+            )
+        )
+        effects.events.append(self._event(job, events.STAGE_STARTED, state))
+
+    def _complete(self, job: jobs_pb2.Job, pipeline: Pipeline, payload: bytes, effects: Effects) -> None:
+        try:
+            outputs = {
+                name: value
+                for name, source in pipeline.output_sources().items()
+                if (value := self._resolve(job, pipeline, source)) is not None
+            }
+        except KeyError as exc:
+            reason = f"cannot build the job outputs: {exc.args[0]}"
+            self._dead_letter(job, None, DLQ_UNRESOLVABLE, reason, payload, effects)
+            self._fail_job(job, reason, effects)
+            return
+        codec.replace_map(job.outputs, outputs)
+        job.status = jobs_pb2.JOB_STATUS_SUCCEEDED
+        job.finished_unix_ms = self._now_ms()
+        effects.events.append(self._event(job, events.JOB_COMPLETED, outputs=job.outputs))
+
+    def _fail_stage(
+        self,
+        job: jobs_pb2.Job,
+        state: jobs_pb2.StageState,
+        kind: str,
+        reason: str,
+        payload: bytes,
+        effects: Effects,
+    ) -> None:
+        state.status = jobs_pb2.STAGE_STATUS_FAILED
+        state.finished_unix_ms = self._now_ms()
+        state.error = reason
+        self._dead_letter(job, state, kind, reason, payload, effects)
+        effects.events.append(self._event(job, events.STAGE_FAILED, state, error=reason))
+        self._fail_job(job, f"stage {state.name!r} failed: {reason}", effects)
+
+    def _fail_job(self, job: jobs_pb2.Job, reason: str, effects: Effects) -> None:
+        job.status = jobs_pb2.JOB_STATUS_FAILED
+        job.error = reason
+        self._close_job(job)
+        effects.events.append(self._event(job, events.JOB_FAILED, error=reason))
+
+    def _close_job(self, job: jobs_pb2.Job) -> None:
+        """Stamp the finish time and cancel the stages still open (their late results are ignored)."""
+        job.finished_unix_ms = self._now_ms()
+        for state in job.stages.values():
+            if state.status in OPEN_STAGE_STATUSES:
+                state.status = jobs_pb2.STAGE_STATUS_CANCELLED
+
+    # ---- helpers --------------------------------------------------------------------------------------
+
+    def _resolve(self, job: jobs_pb2.Job, pipeline: Pipeline, source: Source) -> common_pb2.Value | None:
+        """The value of a source; None for an optional input that was not given (the field stays unset)."""
+        if isinstance(source, InputRef):
+            if source.name in job.inputs:
+                return job.inputs[source.name]
+            default = pipeline.inputs[source.name].default
+            return None if default is None else codec.to_value(default)
+        if isinstance(source, StageRef):
+            return codec.resolve_output(job.stages[source.stage].outputs, source.path)
+        assert isinstance(source, LiteralValue)
+        return codec.to_value(source.value)
+
+    def _dead_letter(
+        self,
+        job: jobs_pb2.Job,
+        state: jobs_pb2.StageState | None,
+        kind: str,
+        reason: str,
+        payload: bytes,
+        effects: Effects,
+    ) -> None:
+        letter = jobs_pb2.DeadLetter(
+            job_id=job.job_id,
+            reason=reason,
+            source_topic=self._jobs_topic,
+            payload=payload,
+            time_unix_ms=self._now_ms(),
+        )
+        if state is not None:
+            letter.stage, letter.service, letter.attempts = state.name, state.service, state.attempt
+        effects.dead_letters.append(DeadLetterEffect(kind, letter))
+
+    def _event(
+        self,
+        job: jobs_pb2.Job,
+        event_type: str,
+        state: jobs_pb2.StageState | None = None,
+        error: str = "",
+        outputs: Mapping[str, common_pb2.Value] | None = None,
+    ) -> jobs_pb2.JobEvent:
+        return jobs_pb2.JobEvent(
+            job_id=job.job_id,
+            type=event_type,
+            pipeline=job.pipeline,
+            stage=state.name if state is not None else "",
+            attempt=state.attempt if state is not None else 0,
+            status=job.status,
+            error=error,
+            outputs=outputs or {},
+            time_unix_ms=self._now_ms(),
+        )
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)

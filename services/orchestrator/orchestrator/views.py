@@ -1,0 +1,149 @@
+"""The REST API's JSON shapes (they make the OpenAPI document) and their construction from protobuf."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orate.v1 import common_pb2, jobs_pb2
+from pydantic import BaseModel, Field
+
+from orchestrator import codec
+from orchestrator.jobs import INPUTS_STAGE
+from orchestrator.pipelines import InputSpec, Pipeline
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. invalid_input")
+    message: str = Field(description="what is wrong, for a person")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class SubmitRequest(BaseModel):
+    pipeline: str
+    inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description='input name -> value; audio and image inputs as {"base64": ..., "media_type": ...} '
+        "(or as file parts of a multipart request)",
+    )
+
+
+class ArtifactLink(BaseModel):
+    url: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+
+
+class StageView(BaseModel):
+    service: str
+    status: str
+    attempt: int
+    dispatched_unix_ms: int | None
+    finished_unix_ms: int | None
+    duration_ms: float | None = Field(description="dispatch of the latest attempt to its result")
+    model_latency_ms: float | None = Field(description="time inside the model deployment")
+    error: str | None
+    outputs: dict[str, Any] = Field(description='`response` (JSON) and artifact paths -> {"artifact": link}')
+
+
+class JobView(BaseModel):
+    job_id: str
+    pipeline: str
+    status: str = Field(description="queued | running | succeeded | failed | cancelled")
+    created_unix_ms: int
+    finished_unix_ms: int | None
+    error: str | None
+    inputs: dict[str, Any]
+    stages: dict[str, StageView]
+    outputs: dict[str, Any]
+    links: dict[str, str]
+
+
+class StageSummary(BaseModel):
+    name: str
+    service: str
+    needs: list[str]
+
+
+class PipelineView(BaseModel):
+    name: str
+    description: str
+    inputs: dict[str, InputSpec]
+    stages: list[StageSummary]
+    outputs: list[str]
+
+
+def job_url(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+def job_view(job: jobs_pb2.Job) -> JobView:
+    links = _artifact_links(job)
+    stages = {}
+    for name, state in job.stages.items():
+        finished = state.finished_unix_ms or None
+        stages[name] = StageView(
+            service=state.service,
+            status=jobs_pb2.StageStatus.Name(state.status).removeprefix("STAGE_STATUS_").lower(),
+            attempt=state.attempt,
+            dispatched_unix_ms=state.dispatched_unix_ms or None,
+            finished_unix_ms=finished,
+            duration_ms=finished - state.dispatched_unix_ms
+            if finished and state.dispatched_unix_ms
+            else None,
+            model_latency_ms=state.model_latency_ms or None,
+            error=state.error or None,
+            outputs={path: _value(value, links) for path, value in state.outputs.items()},
+        )
+    url = job_url(job.job_id)
+    return JobView(
+        job_id=job.job_id,
+        pipeline=job.pipeline,
+        status=jobs_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower(),
+        created_unix_ms=job.created_unix_ms,
+        finished_unix_ms=job.finished_unix_ms or None,
+        error=job.error or None,
+        inputs={name: _value(value, links) for name, value in job.inputs.items()},
+        stages=stages,
+        outputs={name: _value(value, links) for name, value in job.outputs.items()},
+        links={"self": url, "events": f"{url}/events", "cancel": f"{url}:cancel"},
+    )
+
+
+def pipeline_view(pipeline: Pipeline) -> PipelineView:
+    return PipelineView(
+        name=pipeline.name,
+        description=pipeline.description,
+        inputs=pipeline.inputs,
+        stages=[
+            StageSummary(name=stage.name, service=stage.service, needs=sorted(stage.dependencies()))
+            for stage in pipeline.order()
+        ],
+        outputs=list(pipeline.outputs),
+    )
+
+
+def _artifact_links(job: jobs_pb2.Job) -> dict[str, str]:
+    """Artifact URI -> download URL, for every input and stage output artifact of the job."""
+    located = [(INPUTS_STAGE, name, value) for name, value in job.inputs.items()]
+    located += [
+        (stage, path, value) for stage, state in job.stages.items() for path, value in state.outputs.items()
+    ]
+    return {
+        value.artifact.uri: f"{job_url(job.job_id)}/artifacts/{stage}/{path}"
+        for stage, path, value in located
+        if value.WhichOneof("kind") == "artifact"
+    }
+
+
+def _value(value: common_pb2.Value, links: dict[str, str]) -> Any:
+    if value.WhichOneof("kind") != "artifact":
+        return codec.from_value(value)
+    ref = value.artifact
+    link = ArtifactLink(
+        url=links.get(ref.uri, ""), media_type=ref.media_type, size_bytes=ref.size_bytes, sha256=ref.sha256
+    )
+    return {"artifact": link.model_dump()}

@@ -1,0 +1,234 @@
+"""The orchestrator on the real embedded stack (tansu, Redis, Ray Serve, Triton, API, engine, runners)
+with the fixture deployments and pipelines: jobs through both backends, events, retries, the DLQ,
+timeouts, cancellation, idempotency, gRPC, and an engine killed mid-job."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from orate.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
+
+from shared import events
+from shared.bus import CONTENT_TYPE_HEADER, Consumer, Record, Topics
+from shared.media import encode_wav
+from shared.stack.config import StackConfig, StackPorts
+from shared.stack.control import Stack, StackUrls, running_stack
+from shared.testing import free_port
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+# What a successful two-stage job emits, in order.
+TWO_STAGE_EVENTS = [
+    events.JOB_ACCEPTED,
+    events.STAGE_STARTED,
+    events.STAGE_COMPLETED,
+    events.STAGE_STARTED,
+    events.STAGE_COMPLETED,
+    events.JOB_COMPLETED,
+]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, StackUrls]]:
+    # Random free ports, as in test_stack_cli (the blocks after ray_gcs and runner_metrics are assumed free).
+    ports = StackPorts(**{name: free_port() for name in StackPorts.model_fields})
+    config = StackConfig(
+        run_dir=tmp_path_factory.mktemp("stack"),
+        ports=ports,
+        deployments_file=FIXTURES / "deployments.yaml",
+        pipeline_dirs=[FIXTURES / "pipelines"],
+        prometheus=False,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
+        partitions=3,
+        env={"ORATE_KAFKA__SESSION_TIMEOUT_MS": "3000", "ORATE_KAFKA__HEARTBEAT_INTERVAL_MS": "500"},
+    )
+    with running_stack(config, timeout_s=300) as urls:
+        yield Stack(config), urls
+
+
+@pytest.fixture(scope="module")
+def api(stack: tuple[Stack, StackUrls]) -> Iterator[httpx.Client]:
+    _, urls = stack
+    assert urls.api_url is not None
+    with httpx.Client(base_url=urls.api_url, timeout=30) as client:
+        yield client
+
+
+def sine_wav(seconds: float = 1.0, rate: int = 22050, amplitude: float = 0.5) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    return encode_wav((amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+
+
+def submit(api: httpx.Client, pipeline: str, inputs: dict, **headers: str) -> dict:
+    response = api.post("/v1/jobs", json={"pipeline": pipeline, "inputs": inputs}, headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_finished(api: httpx.Client, job_id: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in TERMINAL:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} not finished after {timeout_s} s: {job}")
+
+
+def sse_types(api: httpx.Client, job_id: str) -> list[str]:
+    """The event types of the job's SSE stream (history then live, up to the terminal event)."""
+    types = []
+    with api.stream("GET", f"/v1/jobs/{job_id}/events", timeout=60) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                types.append(line.removeprefix("event: "))
+    return types
+
+
+def consume(urls: StackUrls, topic: str, job_id: str, count: int, timeout_s: float = 30) -> list[Record]:
+    settings = urls.kafka_settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+    consumer = Consumer(settings, f"test-{uuid.uuid4().hex[:8]}", [topic], "test")
+    found: list[Record] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count and time.monotonic() < deadline:
+            found += [r for r in consumer.poll_batch(100, 0.2) if r.key == job_id]
+    finally:
+        consumer.close()
+    return found
+
+
+def test_two_stage_job_runs_on_ray_then_triton_and_serves_its_artifacts(api: httpx.Client) -> None:
+    upload = sine_wav(seconds=1.5, rate=22050, amplitude=0.5)
+    response = api.post(
+        "/v1/jobs",
+        data={"request": json.dumps({"pipeline": "fixture-two-stage", "inputs": {"target_rate": 16000}})},
+        files={"audio": ("tone.wav", upload, "audio/wav")},
+    )
+    assert response.status_code == 202, response.text
+    job = wait_finished(api, response.json()["job_id"])
+    assert job["status"] == "succeeded", job
+    outputs = job["outputs"]
+    assert outputs["sample_rate"] == 16000
+    assert outputs["duration_s"] == pytest.approx(1.5, abs=0.01)
+    assert outputs["rms_dbfs"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.2)
+    assert outputs["peak_dbfs"] == pytest.approx(20 * np.log10(0.5), abs=0.2)
+    artifact = api.get(outputs["resampled"]["artifact"]["url"])
+    assert artifact.headers["content-type"] == "audio/wav"
+    wave, rate = sf.read(io.BytesIO(artifact.content))
+    assert rate == 16000 and len(wave) == 24000
+    assert {name: stage["status"] for name, stage in job["stages"].items()} == {
+        "resample": "succeeded",
+        "loudness": "succeeded",
+    }
+    assert all(stage["duration_ms"] >= stage["model_latency_ms"] > 0 for stage in job["stages"].values())
+    assert sse_types(api, job["job_id"]) == TWO_STAGE_EVENTS
+
+
+def test_job_events_reach_kafka_as_cloudevents(api: httpx.Client, stack: tuple[Stack, StackUrls]) -> None:
+    _, urls = stack
+    job = wait_finished(api, submit(api, "fixture-noop", {"tag": "events"})["job_id"])
+    assert job["status"] == "succeeded" and job["outputs"] == {"tag": "events"}
+    records = consume(urls, Topics(urls.env["ORATE_KAFKA__TOPIC_PREFIX"]).events, job["job_id"], 6)
+    assert [events.from_cloudevent(r.value)["type"] for r in records] == TWO_STAGE_EVENTS
+    assert all(r.headers[CONTENT_TYPE_HEADER] == events.CLOUDEVENTS_CONTENT_TYPE for r in records)
+
+
+def test_failing_stage_is_retried_then_dead_lettered(
+    api: httpx.Client, stack: tuple[Stack, StackUrls]
+) -> None:
+    _, urls = stack
+    job = wait_finished(api, submit(api, "fixture-failing", {"tag": "f"})["job_id"])
+    assert job["status"] == "failed"
+    assert job["stages"]["fail"]["attempt"] == 3
+    assert "fixture failure" in job["error"]
+    assert sse_types(api, job["job_id"]).count(events.STAGE_RETRYING) == 2
+    (record,) = consume(urls, Topics(urls.env["ORATE_KAFKA__TOPIC_PREFIX"]).dlq, job["job_id"], 1)
+    letter = jobs_pb2.DeadLetter.FromString(record.value)
+    assert (letter.stage, letter.service, letter.attempts) == ("fail", "fixture-always-fails", 3)
+    assert "fixture failure" in letter.reason
+
+
+def test_stage_timeout_is_enforced_and_retried(api: httpx.Client) -> None:
+    job = wait_finished(api, submit(api, "fixture-timeout", {"seconds": 3})["job_id"])
+    assert job["status"] == "failed"
+    assert job["stages"]["slow"]["attempt"] == 2
+    assert "timed out" in job["error"]
+
+
+def test_cancel_mid_job_stops_it_and_ignores_the_late_result(api: httpx.Client) -> None:
+    job_id = submit(api, "fixture-sleepy", {"ray_seconds": 2, "triton_seconds": 0})["job_id"]
+    deadline = time.monotonic() + 20
+    while api.get(f"/v1/jobs/{job_id}").json()["stages"]["sleep_ray"]["status"] != "dispatched":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.post(f"/v1/jobs/{job_id}:cancel").status_code == 202
+    assert wait_finished(api, job_id)["status"] == "cancelled"
+    time.sleep(2.5)  # the Ray stage finishes and reports back meanwhile
+    job = api.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "cancelled"
+    assert {name: stage["status"] for name, stage in job["stages"].items()} == {
+        "sleep_ray": "cancelled",
+        "sleep_triton": "cancelled",
+    }
+    assert sse_types(api, job_id)[-1] == events.JOB_CANCELLED
+
+
+def test_idempotency_key_and_validation_on_the_real_api(api: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    first = submit(api, "fixture-noop", {}, **{"Idempotency-Key": key})
+    second = submit(api, "fixture-noop", {}, **{"Idempotency-Key": key})
+    assert first["job_id"] == second["job_id"]
+    bad = api.post(
+        "/v1/jobs", json={"pipeline": "fixture-two-stage", "inputs": {"audio": {"base64": "AAAA"}}}
+    )
+    assert bad.status_code == 422 and "audio" in bad.json()["error"]["message"]
+    assert api.get("/readyz").json()["ready"] is True
+
+
+def test_grpc_submit_get_and_stream(stack: tuple[Stack, StackUrls]) -> None:
+    _, urls = stack
+    assert urls.api_grpc is not None
+    with grpc.insecure_channel(urls.api_grpc) as channel:
+        client = jobs_pb2_grpc.JobServiceStub(channel)
+        request = jobs_pb2.SubmitJobRequest(
+            pipeline="fixture-noop", inputs={"tag": common_pb2.Value(text="g")}
+        )
+        job = client.SubmitJob(request, timeout=30)
+        streamed = list(client.StreamJobEvents(jobs_pb2.GetJobRequest(job_id=job.job_id), timeout=60))
+        assert streamed[-1].type == events.JOB_COMPLETED
+        assert streamed[-1].outputs["tag"].text == "g"
+        assert (
+            client.GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)).status == jobs_pb2.JOB_STATUS_SUCCEEDED
+        )
+        with pytest.raises(grpc.RpcError) as error:
+            client.SubmitJob(jobs_pb2.SubmitJobRequest(pipeline="nope"), timeout=30)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        names = [p.name for p in client.ListPipelines(jobs_pb2.ListPipelinesRequest()).pipelines]
+        assert "fixture-two-stage" in names
+
+
+def test_engine_killed_mid_job_loses_nothing(api: httpx.Client, stack: tuple[Stack, StackUrls]) -> None:
+    manager, _ = stack
+    job_id = submit(api, "fixture-sleepy", {"ray_seconds": 1.5, "triton_seconds": 0.1})["job_id"]
+    (engine,) = [c for c in manager.status().components if c.name == "engine"]
+    assert engine.pid is not None
+    os.kill(engine.pid, signal.SIGKILL)  # the supervisor restarts it; the result waits in orate.jobs
+    job = wait_finished(api, job_id, timeout_s=90)
+    assert job["status"] == "succeeded", job
+    assert job["outputs"]["tag"] == "sleepy"

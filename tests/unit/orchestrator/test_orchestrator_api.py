@@ -1,0 +1,288 @@
+"""The REST API against in-memory bus and store: validation errors, idempotency, multipart, reading jobs."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from orate.v1 import common_pb2, jobs_pb2
+from orchestrator.api import create_app
+from orchestrator.jobs import JobService
+from orchestrator.settings import ApiSettings
+from orchestrator_fakes import TALK, TRANSCRIBE, FakeProducer, FakeStore, MemoryArtifacts, make_pipelines
+
+from shared import events
+from shared.bus import Topics
+from shared.media import encode_wav
+
+TOPICS = Topics("t")
+MAX_BODY = 400_000
+
+
+def wav(seconds: float = 1.0) -> bytes:
+    t = np.arange(int(16000 * seconds)) / 16000
+    return encode_wav((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+
+
+def media(data: bytes, media_type: str = "audio/wav") -> dict[str, str]:
+    return {"base64": base64.b64encode(data).decode(), "media_type": media_type}
+
+
+class Api:
+    def __init__(self, producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts) -> None:
+        self.producer, self.store, self.artifacts = producer, store, artifacts
+        self.ready = {"redis": True, "broker": True}
+        settings = ApiSettings(max_body_bytes=MAX_BODY, events_idle_timeout_s=1)
+        service = JobService(make_pipelines(TRANSCRIBE, TALK), store, producer, artifacts, TOPICS, settings)
+        checks = {name: (lambda name=name: self.ready[name]) for name in self.ready}
+        self.client = TestClient(create_app(service, settings, checks))
+
+    def submitted(self) -> list[jobs_pb2.JobCommand]:
+        return [jobs_pb2.JobCommand.FromString(r.value) for r in self.producer.sent if r.topic == TOPICS.jobs]
+
+
+@pytest.fixture
+def api(producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts) -> Api:
+    return Api(producer, store, artifacts)
+
+
+def error_of(response) -> dict[str, str]:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    return body["error"]
+
+
+def test_json_submit_queues_the_job_and_answers_202(api: Api) -> None:
+    response = api.client.post("/v1/jobs", json={"pipeline": "transcribe", "inputs": {"audio": media(wav())}})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "queued" and job["pipeline"] == "transcribe"
+    assert response.headers["location"] == f"/v1/jobs/{job['job_id']}"
+    assert job["stages"]["asr"]["status"] == "pending"
+    link = job["inputs"]["audio"]["artifact"]
+    assert link["url"] == f"/v1/jobs/{job['job_id']}/artifacts/_inputs/audio"
+    assert link["media_type"] == "audio/wav"
+    (command,) = api.submitted()
+    assert command.submit.job.job_id == job["job_id"]
+    assert command.submit.job.status == jobs_pb2.JOB_STATUS_QUEUED
+    assert api.store.get_job(job["job_id"]) == command.submit.job
+    assert api.client.get(link["url"]).content == wav()
+
+
+def test_multipart_submit_takes_media_as_file_parts(api: Api) -> None:
+    response = api.client.post(
+        "/v1/jobs",
+        data={"request": json.dumps({"pipeline": "transcribe", "inputs": {"beam": 8}})},
+        files={"audio": ("a.wav", wav(), "audio/wav")},
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["inputs"]["beam"] == 8
+    assert api.client.get(job["inputs"]["audio"]["artifact"]["url"]).content == wav()
+
+
+ERRORS = {
+    "malformed JSON": (b'{"pipeline": "transcribe", ', 400, "malformed_request", "malformed JSON"),
+    "not an object": (b"[1, 2]", 400, "malformed_request", "expected"),
+    "unknown pipeline": ({"pipeline": "nope"}, 404, "unknown_pipeline", "'nope'"),
+    "missing input": ({"pipeline": "transcribe"}, 422, "invalid_input", "missing required input 'audio'"),
+    "unknown input": (
+        {"pipeline": "transcribe", "inputs": {"audio": media(wav()), "lang": "en"}},
+        422,
+        "invalid_input",
+        "unknown input 'lang'",
+    ),
+    "mistyped input": (
+        {"pipeline": "transcribe", "inputs": {"audio": media(wav()), "beam": "four"}},
+        422,
+        "invalid_input",
+        "input 'beam': expected a number",
+    ),
+    "undecodable audio": (
+        {"pipeline": "transcribe", "inputs": {"audio": media(b"definitely not audio")}},
+        422,
+        "invalid_input",
+        "input 'audio': not an audio file",
+    ),
+    "audio too long": (
+        {"pipeline": "transcribe", "inputs": {"audio": media(wav(6.0))}},
+        422,
+        "invalid_input",
+        "input 'audio'",
+    ),
+    "bad base64": (
+        {"pipeline": "transcribe", "inputs": {"audio": {"base64": "%%%"}}},
+        422,
+        "invalid_input",
+        "invalid base64",
+    ),
+    "audio as plain text": (
+        {"pipeline": "transcribe", "inputs": {"audio": "hello"}},
+        422,
+        "invalid_input",
+        "expected a file part",
+    ),
+    "unknown voice": (
+        {"pipeline": "talk", "inputs": {"text": "hi", "voice": "nobody:nothing"}},
+        422,
+        "invalid_input",
+        "unknown voice 'nobody:nothing'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "status", "code", "message"), ERRORS.values(), ids=ERRORS.keys())
+def test_bad_submits_get_a_4xx_with_a_reason(
+    api: Api, body: object, status: int, code: str, message: str
+) -> None:
+    if isinstance(body, bytes):
+        response = api.client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    else:
+        response = api.client.post("/v1/jobs", json=body)
+    assert response.status_code == status, response.text
+    error = error_of(response)
+    assert error["code"] == code
+    assert message in error["message"]
+    assert api.submitted() == []
+
+
+def test_oversized_body_is_413_by_content_length(api: Api) -> None:
+    body = json.dumps({"pipeline": "transcribe", "inputs": {"audio": media(b"x" * MAX_BODY)}})
+    response = api.client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+
+
+def test_oversized_body_is_413_while_reading_a_chunked_upload(api: Api) -> None:
+    def chunks():
+        yield b'{"pipeline": "transcribe", "inputs": {"audio": {"base64": "'
+        for _ in range(MAX_BODY // 10_000 + 1):
+            yield b"A" * 10_000
+        yield b'"}}}'
+
+    response = api.client.post("/v1/jobs", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+
+
+def test_unsupported_content_type_is_415(api: Api) -> None:
+    response = api.client.post("/v1/jobs", content=b"pipeline=x", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+
+
+def test_idempotency_key_returns_the_same_job(api: Api) -> None:
+    body = {"pipeline": "transcribe", "inputs": {"audio": media(wav())}}
+    first = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc"})
+    second = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc"})
+    other = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "xyz"})
+    assert first.status_code == second.status_code == 202
+    assert first.json()["job_id"] == second.json()["job_id"] != other.json()["job_id"]
+    assert len(api.submitted()) == 2
+
+
+def test_broker_unavailable_is_503_and_frees_the_idempotency_key(api: Api) -> None:
+    body = {"pipeline": "transcribe", "inputs": {"audio": media(wav())}}
+    api.producer.fail_next_flush = True
+    response = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "broker_unavailable"
+    retry = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"})
+    assert retry.status_code == 202
+    assert retry.json()["job_id"] == api.store.keys["k"]
+
+
+def test_get_job_shows_stage_timings_outputs_and_artifact_links(api: Api) -> None:
+    job_id = api.client.post("/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}).json()["job_id"]
+    job = api.store.get_job(job_id)
+    job.status = jobs_pb2.JOB_STATUS_SUCCEEDED
+    state = job.stages["animate"]
+    state.status, state.dispatched_unix_ms, state.finished_unix_ms = (
+        jobs_pb2.STAGE_STATUS_SUCCEEDED,
+        1000,
+        1250,
+    )
+    ref = api.artifacts.put(f"jobs/{job_id}/animate/samples.0.data_f32", b"\0" * 8)
+    state.outputs["samples.0.data_f32"].artifact.CopyFrom(ref)
+    job.outputs["motion"].artifact.CopyFrom(ref)
+    job.outputs["frames"].number = 2
+    api.store.put_job(job)
+    view = api.client.get(f"/v1/jobs/{job_id}").json()
+    assert view["status"] == "succeeded"
+    assert view["stages"]["animate"]["duration_ms"] == 250
+    url = f"/v1/jobs/{job_id}/artifacts/animate/samples.0.data_f32"
+    assert view["outputs"]["motion"]["artifact"]["url"] == url
+    assert view["outputs"]["frames"] == 2
+    download = api.client.get(url)
+    assert download.content == b"\0" * 8
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert api.client.get(f"/v1/jobs/{job_id}/artifacts/animate/nothing").status_code == 404
+
+
+def test_unknown_job_is_404_everywhere(api: Api) -> None:
+    for method, path in [
+        ("GET", "/v1/jobs/nope"),
+        ("GET", "/v1/jobs/nope/events"),
+        ("POST", "/v1/jobs/nope:cancel"),
+        ("GET", "/v1/jobs/nope/artifacts/_inputs/audio"),
+    ]:
+        response = api.client.request(method, path)
+        assert response.status_code == 404, path
+        assert error_of(response)["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/{id}:cancel", "/v1/jobs/{id}/cancel"])
+def test_cancel_sends_a_cancel_command(api: Api, path: str) -> None:
+    job_id = api.client.post("/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}).json()["job_id"]
+    response = api.client.post(path.format(id=job_id))
+    assert response.status_code == 202
+    cancel = api.submitted()[-1]
+    assert cancel.WhichOneof("command") == "cancel" and cancel.cancel.job_id == job_id
+
+
+def test_events_stream_history_as_server_sent_events(api: Api) -> None:
+    job_id = api.client.post("/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}).json()["job_id"]
+    for kind in (events.JOB_ACCEPTED, events.JOB_COMPLETED):
+        event = jobs_pb2.JobEvent(job_id=job_id, type=kind, time_unix_ms=5)
+        api.store.append_events([(job_id, events.to_cloudevent(event))])
+    response = api.client.get(f"/v1/jobs/{job_id}/events")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    blocks = [block for block in response.text.split("\n\n") if block]
+    assert [block.splitlines()[1] for block in blocks] == [
+        f"event: {events.JOB_ACCEPTED}",
+        f"event: {events.JOB_COMPLETED}",
+    ]
+    assert blocks[0].splitlines()[0] == f"id: {job_id}:{events.JOB_ACCEPTED}::0"
+    data = json.loads(blocks[1].splitlines()[2].removeprefix("data: "))
+    assert data["data"]["type"] == events.JOB_COMPLETED
+
+
+def test_pipelines_openapi_health_and_readiness(api: Api) -> None:
+    pipelines = api.client.get("/v1/pipelines").json()
+    assert [p["name"] for p in pipelines] == ["talk", "transcribe"]
+    assert pipelines[0]["stages"][1] == {"name": "animate", "service": "face", "needs": ["speak"]}
+    document = api.client.get("/openapi.json").json()
+    submit = document["paths"]["/v1/jobs"]["post"]
+    assert set(submit["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert "/v1/jobs/{job_id}:cancel" in document["paths"]
+    assert api.client.get("/healthz").status_code == 200
+    assert api.client.get("/readyz").status_code == 200
+    api.ready["broker"] = False
+    not_ready = api.client.get("/readyz")
+    assert not_ready.status_code == 503 and not_ready.json()["checks"] == {"redis": True, "broker": False}
+
+
+def test_metrics_count_requests_by_route_template(api: Api) -> None:
+    api.client.get("/v1/jobs/some-id")
+    text = api.client.get("/metrics").text
+    assert 'orate_api_requests_total{method="GET",route="/v1/jobs/{job_id}",status="404"}' in text
+
+
+def test_value_kinds_survive_the_view(api: Api) -> None:
+    body = {"pipeline": "talk", "inputs": {"text": "hi", "samples": 3}}
+    job = api.client.post("/v1/jobs", json=body).json()
+    assert job["inputs"] == {"text": "hi", "samples": 3}
+    stored = api.store.get_job(job["job_id"])
+    assert stored.inputs["samples"] == common_pb2.Value(number=3)

@@ -1,0 +1,316 @@
+"""The engine's state machine, driven as a table: commands in, the records it produces out."""
+
+from __future__ import annotations
+
+import pytest
+from google.protobuf.message import Message
+from orate.v1 import common_pb2, jobs_pb2, models_pb2
+from orchestrator import codec
+from orchestrator.engine import Engine
+from orchestrator.transitions import JobMachine
+from orchestrator_fakes import PERFORM, TALK, Clock, FakeConsumer, FakeProducer, FakeStore, make_pipelines
+
+from shared.bus import Record, Topics
+from shared.events import from_cloudevent
+
+TOPICS = Topics("t")
+JOB = "job-1"
+
+
+def outputs_of(stage: str, response: Message) -> dict[str, common_pb2.Value]:
+    """Stage outputs as a runner would report them (artifacts by field path, the rest as `response`)."""
+    blobs, json_response = codec.split_response(response)
+    outputs = {
+        blob.path: common_pb2.Value(artifact=common_pb2.ArtifactRef(uri=f"mem://{stage}/{blob.path}"))
+        for blob in blobs
+    }
+    outputs[codec.RESPONSE] = codec.to_value(json_response)
+    return outputs
+
+
+MOTION = common_pb2.Motion(layout="smplx-55-rot6d", fps=30, frames=2, dims=3, data_f32=b"\0" * 24)
+STAGE_RESPONSES = {
+    "speak": models_pb2.TtsGestureResponse(audio=common_pb2.Audio(data=b"RIFF"), body=MOTION, face=MOTION),
+    "animate": models_pb2.FaceVqvaeResponse(samples=[MOTION]),
+    "check": models_pb2.AsrSactcResponse(speakers=[models_pb2.SpeakerTranscript(speaker="spk1", text="hi")]),
+    "render": models_pb2.NerfRenderResponse(video=common_pb2.Video(data=b"mp4", duration_s=1)),
+}
+
+
+def submit(pipeline: str = "talk", job_id: str = JOB, **inputs: object) -> jobs_pb2.JobCommand:
+    job = jobs_pb2.Job(job_id=job_id, pipeline=pipeline, status=jobs_pb2.JOB_STATUS_QUEUED, created_unix_ms=1)
+    for name, value in ({"text": "hello"} | inputs).items():
+        if value is not None:
+            job.inputs[name].CopyFrom(codec.to_value(value))
+    return jobs_pb2.JobCommand(submit=jobs_pb2.SubmitJob(job=job))
+
+
+def ok(
+    stage: str, attempt: int = 1, outputs: dict[str, common_pb2.Value] | None = None
+) -> jobs_pb2.JobCommand:
+    result = jobs_pb2.StageResult(job_id=JOB, stage=stage, attempt=attempt, ok=True, model_latency_ms=3)
+    codec.replace_map(
+        result.outputs, outputs if outputs is not None else outputs_of(stage, STAGE_RESPONSES[stage])
+    )
+    return jobs_pb2.JobCommand(stage_result=result)
+
+
+def failed(stage: str, attempt: int = 1, retryable: bool = True) -> jobs_pb2.JobCommand:
+    result = jobs_pb2.StageResult(
+        job_id=JOB, stage=stage, attempt=attempt, ok=False, error="model exploded", retryable=retryable
+    )
+    return jobs_pb2.JobCommand(stage_result=result)
+
+
+def cancel() -> jobs_pb2.JobCommand:
+    return jobs_pb2.JobCommand(cancel=jobs_pb2.CancelJob(job_id=JOB, reason="user asked"))
+
+
+def describe(record: Record) -> str:
+    """work:<stage>#<attempt> | dlq:<stage> | <event type without 'orate.'>[:<stage>#<attempt>]"""
+    if record.topic.startswith(TOPICS.work("")):
+        work = jobs_pb2.StageWork.FromString(record.value)
+        return f"work:{work.stage}#{work.attempt}"
+    if record.topic == TOPICS.dlq:
+        return f"dlq:{jobs_pb2.DeadLetter.FromString(record.value).stage}"
+    data = from_cloudevent(record.value)["data"]
+    kind = data["type"].removeprefix("orate.")
+    return f"{kind}:{data['stage']}#{data['attempt']}" if data.get("stage") else kind
+
+
+class Harness:
+    def __init__(
+        self, consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, clock: Clock
+    ) -> None:
+        self.consumer, self.producer, self.store, self.clock = consumer, producer, store, clock
+        machine = JobMachine(make_pipelines(TALK, PERFORM), TOPICS.jobs, clock)
+        self.engine = Engine(machine, consumer, producer, store, TOPICS)
+
+    def step(self, *commands: jobs_pb2.JobCommand | bytes) -> list[str]:
+        for command in commands:
+            value = command if isinstance(command, bytes) else command.SerializeToString()
+            self.consumer.feed(TOPICS.jobs, JOB, value)
+        self.engine.run_once()
+        self.last = self.producer.take()
+        return [describe(record) for record in self.last]
+
+    def works(self) -> list[jobs_pb2.StageWork]:
+        """The work items of the last step."""
+        return [
+            jobs_pb2.StageWork.FromString(r.value) for r in self.last if r.topic.startswith(TOPICS.work(""))
+        ]
+
+    def job(self) -> jobs_pb2.Job:
+        job = self.store.get_job(JOB)
+        assert job is not None
+        return job
+
+
+@pytest.fixture
+def harness(consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, clock: Clock) -> Harness:
+    return Harness(consumer, producer, store, clock)
+
+
+SCENARIOS = {
+    "two-stage happy path": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (ok("speak"), ["work:animate#1", "stage.completed:speak#1", "stage.started:animate#1"]),
+        (ok("animate"), ["stage.completed:animate#1", "job.completed"]),
+    ],
+    "fan-out then fan-in": [
+        (submit("perform"), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (
+            ok("speak"),
+            [
+                "work:animate#1",
+                "work:check#1",
+                "stage.completed:speak#1",
+                "stage.started:animate#1",
+                "stage.started:check#1",
+            ],
+        ),
+        (ok("animate"), ["stage.completed:animate#1"]),  # render also needs check
+        (ok("check"), ["work:render#1", "stage.completed:check#1", "stage.started:render#1"]),
+        (ok("render"), ["stage.completed:render#1", "job.completed"]),
+    ],
+    "duplicate and stale results are ignored": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (ok("speak"), ["work:animate#1", "stage.completed:speak#1", "stage.started:animate#1"]),
+        (ok("speak"), []),
+        (ok("animate", attempt=2), []),
+        (ok("animate"), ["stage.completed:animate#1", "job.completed"]),
+        (ok("animate"), []),
+    ],
+    "retry then success": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (ok("speak"), ["work:animate#1", "stage.completed:speak#1", "stage.started:animate#1"]),
+        (failed("animate"), ["work:animate#2", "stage.retrying:animate#1", "stage.started:animate#2"]),
+        (failed("animate"), []),  # the first attempt's failure again: stale
+        (ok("animate", attempt=2), ["stage.completed:animate#2", "job.completed"]),
+    ],
+    "retries exhausted": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (ok("speak"), ["work:animate#1", "stage.completed:speak#1", "stage.started:animate#1"]),
+        (failed("animate", 1), ["work:animate#2", "stage.retrying:animate#1", "stage.started:animate#2"]),
+        (failed("animate", 2), ["work:animate#3", "stage.retrying:animate#2", "stage.started:animate#3"]),
+        (failed("animate", 3), ["dlq:animate", "stage.failed:animate#3", "job.failed"]),
+        (ok("animate", 3), []),
+    ],
+    "a non-retryable failure fails at once": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (failed("speak", retryable=False), ["dlq:speak", "stage.failed:speak#1", "job.failed"]),
+    ],
+    "cancel mid-job, then the late result is ignored": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (cancel(), ["job.cancelled"]),
+        (ok("speak"), []),
+        (cancel(), []),
+    ],
+    "undecodable and empty commands go to the DLQ; the loop goes on": [
+        (b"\xff\xff\xff", ["dlq:"]),
+        (jobs_pb2.JobCommand(), ["dlq:"]),
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+    ],
+    "a replayed submit is ignored": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (submit(), []),
+    ],
+    "unknown pipeline": [(submit("nope"), ["dlq:", "job.failed"])],
+    "missing required input": [(submit(text=None), ["dlq:", "job.failed"])],
+    "an upstream output that is missing fails the stage that needs it": [
+        (submit(), ["work:speak#1", "job.accepted", "stage.started:speak#1"]),
+        (
+            ok("speak", outputs={}),
+            ["dlq:animate", "stage.completed:speak#1", "stage.failed:animate#1", "job.failed"],
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_commands_produce_the_expected_records(harness: Harness, steps: list) -> None:
+    for number, (command, expected) in enumerate(steps, 1):
+        assert harness.step(command) == expected, f"step {number}"
+
+
+def test_a_batch_with_several_commands_is_applied_in_order(harness: Harness) -> None:
+    produced = harness.step(submit(), ok("speak"), cancel())
+    assert produced == [
+        "work:speak#1",
+        "job.accepted",
+        "stage.started:speak#1",
+        "work:animate#1",
+        "stage.completed:speak#1",
+        "stage.started:animate#1",
+        "job.cancelled",
+    ]
+    assert harness.job().status == jobs_pb2.JOB_STATUS_CANCELLED
+
+
+def test_finished_job_holds_stage_states_and_resolved_outputs(harness: Harness) -> None:
+    harness.step(submit())
+    harness.clock.now += 0.25
+    harness.step(ok("speak"))
+    harness.step(ok("animate"))
+    job = harness.job()
+    assert job.status == jobs_pb2.JOB_STATUS_SUCCEEDED
+    assert {name: state.status for name, state in job.stages.items()} == {
+        "speak": jobs_pb2.STAGE_STATUS_SUCCEEDED,
+        "animate": jobs_pb2.STAGE_STATUS_SUCCEEDED,
+    }
+    speak = job.stages["speak"]
+    assert speak.finished_unix_ms - speak.dispatched_unix_ms == 250
+    assert speak.model_latency_ms == 3
+    assert job.outputs["audio"].artifact.uri == "mem://speak/audio.data"
+    assert job.outputs["motion"].artifact.uri == "mem://animate/samples.0.data_f32"
+
+
+def test_work_requests_resolve_inputs_defaults_literals_and_upstream_outputs(harness: Harness) -> None:
+    harness.step(submit(samples=None))
+    (speak,) = harness.works()
+    assert speak.service == "tts"
+    assert codec.from_value(speak.request["text"]) == "hello"
+    assert codec.from_value(speak.request["voice"]) == "flite:kal"  # the input's default
+    harness.step(ok("speak"))
+    (animate,) = harness.works()
+    assert animate.request["audio.data"].artifact.uri == "mem://speak/audio.data"
+    assert codec.from_value(animate.request["num_samples"]) == 1
+    assert codec.from_value(animate.request["emotion"]) == "neutral"  # a literal
+    assert animate.timeout_s == 60 and animate.not_before_unix_ms == 0
+
+
+def test_fan_in_request_combines_json_and_artifacts_of_several_stages(harness: Harness) -> None:
+    harness.step(submit("perform"))
+    harness.step(ok("speak"))
+    harness.step(ok("animate"))
+    harness.step(ok("check"))
+    (render,) = harness.works()
+    assert codec.from_value(render.request["body"])["layout"] == "smplx-55-rot6d"
+    assert render.request["body.data_f32"].artifact.uri == "mem://speak/body.data_f32"
+    assert render.request["face.data_f32"].artifact.uri == "mem://animate/samples.0.data_f32"
+    harness.step(ok("render"))
+    job = harness.job()
+    assert job.outputs["video"].artifact.uri == "mem://render/video.data"
+    assert codec.from_value(job.outputs["transcript"]) == [
+        {"speaker": "spk1", "text": "hi", "start_s": 0.0, "end_s": 0.0}
+    ]
+
+
+def test_retries_back_off_exponentially(harness: Harness) -> None:
+    harness.step(submit())
+    harness.step(ok("speak"))
+    now_ms = int(harness.clock.now * 1000)
+    harness.step(failed("animate", 1))
+    assert [w.not_before_unix_ms - now_ms for w in harness.works()] == [500]  # backoff_s 0.5 * 2^0
+    harness.step(failed("animate", 2))
+    assert [w.not_before_unix_ms - now_ms for w in harness.works()] == [1000]
+    assert harness.job().stages["animate"].error == "model exploded"
+
+
+def test_dead_letter_carries_the_reason_and_the_command(harness: Harness) -> None:
+    harness.step(submit())
+    command = failed("speak", retryable=False)
+    harness.step(command)
+    (letter,) = [jobs_pb2.DeadLetter.FromString(r.value) for r in harness.last if r.topic == TOPICS.dlq]
+    assert (letter.job_id, letter.stage, letter.service, letter.attempts) == (JOB, "speak", "tts", 1)
+    assert letter.reason == "model exploded"
+    assert letter.source_topic == TOPICS.jobs
+    assert letter.payload == command.SerializeToString()
+    job = harness.job()
+    assert job.status == jobs_pb2.JOB_STATUS_FAILED
+    assert "speak" in job.error and "model exploded" in job.error
+    assert job.stages["animate"].status == jobs_pb2.STAGE_STATUS_CANCELLED
+
+
+def test_undecodable_record_is_dead_lettered_with_its_bytes(harness: Harness) -> None:
+    harness.step(b"\xff\xff\xff")
+    (record,) = harness.last
+    letter = jobs_pb2.DeadLetter.FromString(record.value)
+    assert letter.payload == b"\xff\xff\xff" and letter.reason.startswith("not a JobCommand")
+    assert harness.consumer.done  # processed, not retried forever
+
+
+def test_effects_are_flushed_before_jobs_then_events_are_written_and_records_committed(
+    harness: Harness,
+) -> None:
+    harness.step(submit())
+    operations = harness.producer.log
+    assert operations.index("flush") < operations.index("put_jobs") < operations.index("append_events")
+    assert operations.index("append_events") < operations.index("processed")
+
+
+def test_a_crash_before_the_state_write_replays_the_same_effects(harness: Harness) -> None:
+    harness.store.fail_next_put = True
+    harness.consumer.feed(TOPICS.jobs, JOB, submit().SerializeToString())
+    with pytest.raises(ConnectionError):
+        harness.engine.run_once()
+    first = harness.producer.take()
+    assert harness.consumer.done == []  # not committed: the broker will redeliver
+    assert harness.step(submit()) == ["work:speak#1", "job.accepted", "stage.started:speak#1"]
+    assert [r.value for r in harness.last] == [r.value for r in first]  # same ids, same bytes
+
+
+def test_job_stored_by_the_api_as_queued_is_started(harness: Harness) -> None:
+    harness.store.put_job(submit().submit.job)
+    assert harness.step(submit()) == ["work:speak#1", "job.accepted", "stage.started:speak#1"]
+    assert harness.job().status == jobs_pb2.JOB_STATUS_RUNNING

@@ -1,0 +1,159 @@
+"""Pipeline files: what loads, what is refused at load with a clear reason, and the stage graph."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from orate.v1 import jobs_pb2
+from orchestrator.pipelines import PipelineError, load_pipelines
+from orchestrator.process import read_deployments
+from orchestrator.settings import OrchestratorSettings
+from orchestrator_fakes import DEPLOYMENTS, PERFORM, TALK, make_pipelines
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def write(directory: Path, *definitions: dict[str, Any]) -> Path:
+    directory.mkdir(exist_ok=True)
+    for number, definition in enumerate(definitions):
+        (directory / f"p{number}.yaml").write_text(json.dumps(definition))  # JSON is YAML
+    return directory
+
+
+def talk_with(change: Any) -> dict[str, Any]:
+    definition = copy.deepcopy(TALK)
+    change(definition)
+    return definition
+
+
+BROKEN = {
+    "cycle": (
+        lambda d: d["stages"][0].update(needs=["animate"]),
+        "form a cycle",
+    ),
+    "self reference": (
+        lambda d: d["stages"][0]["request"].update(voice="$stages.speak.response.audio"),
+        "depends on itself",
+    ),
+    "unknown input": (
+        lambda d: d["stages"][0]["request"].update(text="$inputs.txet"),
+        "unknown input 'txet'",
+    ),
+    "unknown stage in a request": (
+        lambda d: d["stages"][1]["request"].update({"audio.data": "$stages.spek.audio.data"}),
+        "unknown stage 'spek'",
+    ),
+    "unknown stage in needs": (
+        lambda d: d["stages"][1].update(needs=["nowhere"]),
+        "needs unknown stages ['nowhere']",
+    ),
+    "unknown stage in outputs": (
+        lambda d: d["outputs"].update(x="$stages.ghost.response"),
+        "unknown stage 'ghost'",
+    ),
+    "service not deployed": (
+        lambda d: d["stages"][1].update(service="face-v2"),
+        "service 'face-v2' is not in the deployments file",
+    ),
+    "request field that does not exist": (
+        lambda d: d["stages"][1]["request"].update({"audio.bytes": "$stages.speak.audio.data"}),
+        "has no field 'bytes'",
+    ),
+    "output path that is not a bytes field": (
+        lambda d: d["outputs"].update(x="$stages.speak.body.fps"),
+        "not a bytes field",
+    ),
+    "response path that does not exist": (
+        lambda d: d["outputs"].update(x="$stages.animate.response.samples.0.colour"),
+        "has no field 'colour'",
+    ),
+    "duplicate stage": (
+        lambda d: d["stages"].append(dict(d["stages"][0])),
+        "duplicate stage names",
+    ),
+    "mistyped default": (
+        lambda d: d["inputs"]["samples"].update(default="two"),
+        "expected a number",
+    ),
+    "unknown key": (
+        lambda d: d["stages"][0].update(retries=3),
+        "retries",
+    ),
+}
+
+
+@pytest.mark.parametrize(("change", "reason"), BROKEN.values(), ids=BROKEN.keys())
+def test_broken_pipeline_is_refused_at_load_with_file_and_reason(
+    tmp_path: Path, change: Any, reason: str
+) -> None:
+    directory = write(tmp_path / "pipelines", talk_with(change))
+    with pytest.raises(PipelineError) as error:
+        load_pipelines([directory], DEPLOYMENTS)
+    assert reason in str(error.value)
+    assert "p0.yaml" in str(error.value)
+
+
+def test_same_name_in_two_files_is_refused(tmp_path: Path) -> None:
+    directory = write(tmp_path / "pipelines", TALK, TALK)
+    with pytest.raises(PipelineError, match="also defined in"):
+        load_pipelines([directory], DEPLOYMENTS)
+
+
+def test_missing_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="does not exist"):
+        load_pipelines([tmp_path / "nowhere"], DEPLOYMENTS)
+
+
+def test_pipelines_load_from_several_directories(tmp_path: Path) -> None:
+    first = write(tmp_path / "a", TALK)
+    second = write(tmp_path / "b", PERFORM)
+    assert sorted(load_pipelines([first, second], DEPLOYMENTS)) == ["perform", "talk"]
+
+
+def test_fixture_pipelines_load_against_the_fixture_deployments() -> None:
+    deployments = read_deployments(OrchestratorSettings(deployments_file=FIXTURES / "deployments.yaml"))
+    pipelines = load_pipelines([FIXTURES / "pipelines"], deployments)
+    assert sorted(pipelines) == [
+        "fixture-failing",
+        "fixture-noop",
+        "fixture-sleepy",
+        "fixture-timeout",
+        "fixture-two-stage",
+    ]
+    services = [stage.service for stage in pipelines["fixture-two-stage"].order()]
+    assert services == ["fixture-resampler", "fixture-loudness"]
+
+
+def test_topological_order_and_ready_stages() -> None:
+    pipeline = make_pipelines(PERFORM)["perform"]
+    assert [stage.name for stage in pipeline.order()] == ["speak", "animate", "check", "render"]
+    pending, succeeded = jobs_pb2.STAGE_STATUS_PENDING, jobs_pb2.STAGE_STATUS_SUCCEEDED
+    statuses = {name: pending for name in ("speak", "animate", "check", "render")}
+    assert [s.name for s in pipeline.ready_stages(statuses)] == ["speak"]
+    statuses["speak"] = succeeded
+    assert [s.name for s in pipeline.ready_stages(statuses)] == ["animate", "check"]
+    statuses["animate"] = succeeded
+    statuses["check"] = jobs_pb2.STAGE_STATUS_DISPATCHED
+    assert pipeline.ready_stages(statuses) == []
+    statuses["check"] = succeeded
+    assert [s.name for s in pipeline.ready_stages(statuses)] == ["render"]
+
+
+def test_missing_inputs_counts_defaults_as_given() -> None:
+    pipeline = make_pipelines(TALK)["talk"]
+    assert pipeline.missing_inputs([]) == ["text"]
+    assert pipeline.missing_inputs(["text"]) == []
+
+
+def test_pipeline_dirs_env_var_is_a_path_list(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ORATE_PIPELINE_DIRS", f"{tmp_path / 'a'}:{tmp_path / 'b'}")
+    monkeypatch.setenv("ORATE_DEPLOYMENTS_FILE", "/etc/orate/deployments.yaml")
+    monkeypatch.setenv("ORATE_API__HTTP_PORT", "8080")
+    settings = OrchestratorSettings()
+    assert settings.pipeline_dirs == [tmp_path / "a", tmp_path / "b"]
+    assert settings.deployments_file == Path("/etc/orate/deployments.yaml")
+    assert settings.api.http_port == 8080

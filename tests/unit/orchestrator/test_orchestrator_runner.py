@@ -1,0 +1,170 @@
+"""The stage runner with a fake model client: requests from artifacts, outputs stored, errors classified."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from orate.v1 import common_pb2, jobs_pb2, models_pb2
+from orchestrator import codec
+from orchestrator.runner import StageRunner
+from orchestrator_fakes import FakeConsumer, FakeProducer, FakeStore, MemoryArtifacts
+
+from shared.bus import Topics
+from shared.serving.clients import ModelClient, ModelUnavailable
+from shared.serving.predictor import InvalidRequest
+
+TOPICS = Topics("t")
+SAMPLE = common_pb2.Motion(layout="arkit-52", fps=30, frames=1, dims=2, data_f32=b"\1" * 8)
+
+
+class FakeClient(ModelClient):
+    def __init__(self, answer: Callable[[models_pb2.FaceVqvaeRequest], bytes]) -> None:
+        self.answer = answer
+        self.requests: list[models_pb2.FaceVqvaeRequest] = []
+        self.timeouts: list[float] = []
+
+    def predict(self, request: bytes, timeout_s: float) -> bytes:
+        message = models_pb2.FaceVqvaeRequest.FromString(request)
+        self.requests.append(message)
+        self.timeouts.append(timeout_s)
+        return self.answer(message)
+
+
+def answer_ok(request: models_pb2.FaceVqvaeRequest) -> bytes:
+    return models_pb2.FaceVqvaeResponse(samples=[SAMPLE] * max(request.num_samples, 1)).SerializeToString()
+
+
+def raising(error: Exception) -> Callable[[models_pb2.FaceVqvaeRequest], bytes]:
+    def answer(request: models_pb2.FaceVqvaeRequest) -> bytes:
+        raise error
+
+    return answer
+
+
+class Runner:
+    def __init__(
+        self, consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
+    ) -> None:
+        self.consumer, self.producer, self.store, self.artifacts = consumer, producer, store, artifacts
+        self.client = FakeClient(answer_ok)
+        self.runner = StageRunner(
+            "face",
+            models_pb2.FaceVqvaeRequest,
+            models_pb2.FaceVqvaeResponse,
+            self.client,
+            consumer,
+            producer,
+            store,
+            artifacts,
+            TOPICS,
+            concurrency=4,
+        )
+        self.audio = artifacts.put("jobs/j1/_inputs/audio", b"RIFF....")
+
+    def work(self, job_id: str = "j1", attempt: int = 1, **request: object) -> jobs_pb2.StageWork:
+        work = jobs_pb2.StageWork(
+            job_id=job_id, stage="animate", service="face", attempt=attempt, timeout_s=7
+        )
+        for path, value in ({"audio.data": self.audio, "num_samples": 2} | request).items():
+            work.request[path].CopyFrom(codec.to_value(value))
+        return work
+
+    def run(self, *items: jobs_pb2.StageWork | bytes) -> list[jobs_pb2.StageResult]:
+        for item in items:
+            value = item if isinstance(item, bytes) else item.SerializeToString()
+            self.consumer.feed(TOPICS.work("face"), "j1", value)
+        self.runner.run_once()
+        sent = self.producer.take()
+        return [jobs_pb2.JobCommand.FromString(r.value).stage_result for r in sent if r.topic == TOPICS.jobs]
+
+
+@pytest.fixture
+def runner(
+    consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
+) -> Runner:
+    return Runner(consumer, producer, store, artifacts)
+
+
+def test_request_gets_artifact_bytes_and_outputs_are_stored_as_artifacts(runner: Runner) -> None:
+    (result,) = runner.run(runner.work())
+    (request,) = runner.client.requests
+    assert request.audio.data == b"RIFF...." and request.num_samples == 2
+    assert runner.client.timeouts == [7]
+    assert result.ok and (result.job_id, result.stage, result.attempt) == ("j1", "animate", 1)
+    assert sorted(result.outputs) == ["response", "samples.0.data_f32", "samples.1.data_f32"]
+    ref = result.outputs["samples.1.data_f32"].artifact
+    assert ref.uri == "mem://jobs/j1/animate/samples.1.data_f32"
+    assert runner.artifacts.get(ref) == SAMPLE.data_f32
+    assert codec.from_value(result.outputs["response"])["samples"][0]["layout"] == "arkit-52"
+    assert result.model_latency_ms >= 0
+    assert len(runner.consumer.done) == 1
+
+
+ERRORS = {
+    "invalid request": (InvalidRequest("audio is silent"), False, "invalid request: audio is silent"),
+    "timeout": (TimeoutError("slow"), True, "timed out after 7 s"),
+    "unavailable": (ModelUnavailable("connection refused"), True, "model call failed: connection refused"),
+    "anything else": (RuntimeError("boom"), True, "RuntimeError: boom"),
+}
+
+
+@pytest.mark.parametrize(("error", "retryable", "reason"), ERRORS.values(), ids=ERRORS.keys())
+def test_model_errors_are_classified(runner: Runner, error: Exception, retryable: bool, reason: str) -> None:
+    runner.client.answer = raising(error)
+    (result,) = runner.run(runner.work())
+    assert not result.ok
+    assert result.retryable is retryable
+    assert reason in result.error
+
+
+def test_request_that_cannot_be_built_is_not_retryable(runner: Runner) -> None:
+    (missing,) = runner.run(runner.work(**{"audio.data": common_pb2.ArtifactRef(uri="mem://gone")}))
+    (mistyped,) = runner.run(runner.work(num_samples="two"))
+    assert not missing.retryable and "missing" in missing.error
+    assert not mistyped.retryable and "num_samples" in mistyped.error
+    assert runner.client.requests == []
+
+
+def test_work_of_a_cancelled_job_is_skipped(runner: Runner) -> None:
+    runner.store.put_job(jobs_pb2.Job(job_id="j1", status=jobs_pb2.JOB_STATUS_CANCELLED))
+    assert runner.run(runner.work()) == []
+    assert runner.client.requests == []
+    assert len(runner.consumer.done) == 1
+
+
+def test_undecodable_work_goes_to_the_dlq(runner: Runner) -> None:
+    assert runner.run(b"\xff\xff") == []
+    (record,) = [r for r in runner.producer.log if r.startswith("send")]
+    assert record == f"send {TOPICS.dlq}"
+    assert len(runner.consumer.done) == 1
+
+
+def test_runner_waits_for_the_retry_backoff(runner: Runner) -> None:
+    work = runner.work()
+    started = time.time()
+    work.not_before_unix_ms = int((started + 0.2) * 1000)
+    (result,) = runner.run(work)
+    assert result.ok
+    assert time.time() - started >= 0.19  # not_before is whole milliseconds
+
+
+def test_items_of_a_batch_run_concurrently(runner: Runner) -> None:
+    in_flight, peak, lock = 0, 0, threading.Lock()
+
+    def slow(request: models_pb2.FaceVqvaeRequest) -> bytes:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.1)
+        with lock:
+            in_flight -= 1
+        return answer_ok(request)
+
+    runner.client.answer = slow
+    results = runner.run(*(runner.work(job_id=f"j{n}") for n in range(4)))
+    assert [r.job_id for r in results] == ["j0", "j1", "j2", "j3"]
+    assert peak == 4
