@@ -1,0 +1,1 @@
+"""Feature-level layers: global mean-variance normalisation and SpecAugment."""
