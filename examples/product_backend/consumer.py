@@ -23,7 +23,9 @@ CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 class JobEventFollower:
     """Yields parsed, de-duplicated job events; commits after each batch the caller has consumed."""
 
-    def __init__(self, bootstrap: str, topic: str = "orate.events", group_id: str = "product-backend") -> None:
+    def __init__(
+        self, bootstrap: str, topic: str = "orate.events", group_id: str = "product-backend"
+    ) -> None:
         self._consumer = KafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,

@@ -4,6 +4,7 @@ timeouts, cancellation, idempotency, gRPC, and an engine killed mid-job."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -30,6 +31,7 @@ from shared.testing import free_port
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PRODUCT_BACKEND_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "product_backend" / "consumer.py"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 # What a successful two-stage job emits, in order.
 TWO_STAGE_EVENTS = [
@@ -232,3 +234,51 @@ def test_engine_killed_mid_job_loses_nothing(api: httpx.Client, stack: tuple[Sta
     job = wait_finished(api, job_id, timeout_s=90)
     assert job["status"] == "succeeded", job
     assert job["outputs"]["tag"] == "sleepy"
+
+
+def product_backend_events(urls: StackUrls, job_id: str, idle_s: float = 5) -> list[dict]:
+    """The job's events as the example product backend (kafka-python) sees them on the events topic,
+    read until idle_s pass with no event at all (so a duplicate after the terminal one would show)."""
+    spec = importlib.util.spec_from_file_location("product_backend_consumer", PRODUCT_BACKEND_EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    topic = Topics(urls.env["ORATE_KAFKA__TOPIC_PREFIX"]).events
+    follower = example.JobEventFollower(urls.kafka_bootstrap, topic, f"backend-{uuid.uuid4().hex[:8]}")
+    try:
+        found = [event for event in follower.events(timeout_s=idle_s) if event["subject"] == job_id]
+    finally:
+        follower.close()
+    return found
+
+
+def test_product_backend_example_reads_the_job_events_in_order(
+    api: httpx.Client, stack: tuple[Stack, StackUrls]
+) -> None:
+    _, urls = stack
+    job = wait_finished(api, submit(api, "fixture-noop", {"tag": "backend"})["job_id"])
+    seen = product_backend_events(urls, job["job_id"])
+    assert [event["type"] for event in seen] == TWO_STAGE_EVENTS
+    assert seen[-1]["data"]["outputs"]["tag"]["text"] == "backend"
+
+
+def test_runner_killed_mid_job_is_replaced_and_the_job_completes_once(
+    api: httpx.Client, stack: tuple[Stack, StackUrls]
+) -> None:
+    manager, urls = stack
+    job_id = submit(api, "fixture-sleepy", {"ray_seconds": 2, "triton_seconds": 0})["job_id"]
+    deadline = time.monotonic() + 20
+    while api.get(f"/v1/jobs/{job_id}").json()["stages"]["sleep_ray"]["status"] != "dispatched":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # the runner has taken the work item and is inside the model call
+    (runner,) = [c for c in manager.status().components if c.name == "runner-fixture-sleep-ray"]
+    assert runner.pid is not None
+    os.kill(runner.pid, signal.SIGKILL)  # its offset is uncommitted: the replacement replays the item
+    job = wait_finished(api, job_id, timeout_s=120)
+    assert job["status"] == "succeeded", job
+    (replaced,) = [c for c in manager.status().components if c.name == "runner-fixture-sleep-ray"]
+    assert replaced.pid != runner.pid and replaced.restarts >= 1
+    seen = [event["type"] for event in product_backend_events(urls, job_id)]
+    assert seen == TWO_STAGE_EVENTS
+    assert seen.count(events.JOB_COMPLETED) == 1

@@ -1,0 +1,365 @@
+"""Orchestration overhead of no-op two-stage jobs, side by side with (a) the same deployments called
+directly and (b) the broker's raw floor: the same produce->consume hops with no orchestration logic.
+
+A job of the `fixture-noop` pipeline crosses six Kafka hops: submit -> engine, work -> Ray runner,
+result -> engine, work -> Triton runner, result -> engine, job.completed -> this process. The raw
+floor relays a message over the same six hops between three relay processes (an "engine" and two
+"runners") using the same client settings (shared.bus), flushing and committing per poll batch as
+the orchestrator does. Added latency per stage = (job latency - time inside the two model calls) / 2;
+the raw floor's per stage = its six-hop latency / 2.
+
+    .venv/bin/python loadtests/spine_overhead.py --rates 100,150,200 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from orate_fixtures.v1 import fixtures_pb2
+
+from shared import events
+from shared.bus import Consumer, Producer, Topics, ensure_topics
+from shared.serving.clients import RayServeClient, TritonClient
+from shared.settings import KafkaSettings
+from shared.stack.config import StackConfig, free_stack_ports
+from shared.stack.control import StackUrls, running_stack
+from shared.store import JobStore
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "loadtests" / "results" / "spine.json"
+DRAIN_S = 10.0
+PARTITIONS = 6
+
+
+def percentiles(values_ms: list[float]) -> dict[str, float]:
+    if not values_ms:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan")}
+    return {
+        "p50_ms": round(float(np.percentile(values_ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(values_ms, 99)), 2),
+    }
+
+
+def open_loop(rate: float, duration_s: float, fire: Callable[[int], None], workers: int = 32) -> None:
+    """Call fire(i) at a steady rate from a thread pool (arrivals don't wait for earlier calls)."""
+    count = int(rate * duration_s)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for i in range(count):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(fire, i)
+
+
+# (a) the deployments called directly --------------------------------------------------------------
+
+
+def measure_direct(urls: StackUrls, rate: float, duration_s: float) -> dict:
+    ray = RayServeClient(urls.ray_serve_url, "fixture-sleep-ray")
+    triton = TritonClient(urls.triton_grpc_url, "fixture-sleep-triton")
+    body = fixtures_pb2.SleepRequest(seconds=0, tag="direct").SerializeToString()
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def fire(_: int) -> None:
+        t0 = time.perf_counter()
+        ray.predict(body, timeout_s=10)
+        triton.predict(body, timeout_s=10)
+        with lock:
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    start = time.perf_counter()
+    open_loop(rate, duration_s, fire)
+    elapsed = time.perf_counter() - start
+    ray.close()
+    triton.close()
+    return {
+        "jobs": len(latencies),
+        "jobs_per_s": round(len(latencies) / elapsed, 1),
+        "two_calls": percentiles(latencies),
+    }
+
+
+# (b) the broker's raw floor -------------------------------------------------------------------------
+
+
+def relay(
+    settings: KafkaSettings, source: str, route: dict[str, tuple[str, str]], ready: mp.Event, stop: mp.Event
+) -> None:
+    """Consume `source`; for each record, produce to route[kind] = (topic, new kind); flush, commit."""
+    consumer = Consumer(settings, f"raw-{source}", [source], f"raw-{source}")
+    producer = Producer(settings, f"raw-{source}")
+    ready.set()
+    while not stop.is_set():
+        batch = consumer.poll_batch(100, 0.05)
+        for record in batch:
+            topic, kind = route[record.headers["kind"]]
+            producer.send(topic, record.key, record.value, {"kind": kind})
+        if batch:
+            producer.flush()
+            for record in batch:
+                consumer.processed(record)
+    consumer.close()
+    producer.close()
+
+
+def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
+    prefix = f"raw{uuid.uuid4().hex[:6]}"
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        topic_prefix=prefix,
+        partitions=PARTITIONS,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+    )
+    t = {name: f"{prefix}.{name}" for name in ("jobs", "work_a", "work_b", "events")}
+    ensure_topics(settings, list(t.values()))
+    engine_route = {
+        "submit": (t["work_a"], "work_a"),
+        "result_a": (t["work_b"], "work_b"),
+        "result_b": (t["events"], "completed"),
+    }
+    routes = [
+        (t["jobs"], engine_route),
+        (t["work_a"], {"work_a": (t["jobs"], "result_a")}),
+        (t["work_b"], {"work_b": (t["jobs"], "result_b")}),
+    ]
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    readies = [ctx.Event() for _ in routes]
+    procs = [
+        ctx.Process(target=relay, args=(settings, src, route, ready, stop))
+        for (src, route), ready in zip(routes, readies, strict=True)
+    ]
+    for p in procs:
+        p.start()
+    for ready in readies:
+        ready.wait(60)
+    sent: dict[str, float] = {}
+    done: dict[str, float] = {}
+    collector = Consumer(settings, f"raw-bench-{prefix}", [t["events"]], "raw-bench")
+    stop_collect = threading.Event()
+
+    def collect() -> None:
+        while not stop_collect.is_set():
+            for record in collector.poll_batch(500, 0.05):
+                done[record.key] = time.perf_counter()
+                collector.processed(record)
+
+    producer = Producer(settings, "raw-bench")
+    # Warm up: joins and metadata, so the measured run sees settled groups.
+    collector_thread = threading.Thread(target=collect, daemon=True)
+    collector_thread.start()
+    warm = f"warm-{uuid.uuid4().hex}"
+    producer.send(t["jobs"], warm, b"x" * 100, {"kind": "submit"})
+    producer.flush()
+    deadline = time.monotonic() + 60
+    while warm not in done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lock = threading.Lock()
+
+    def fire(i: int) -> None:
+        key = f"job-{i}-{uuid.uuid4().hex[:6]}"
+        with lock:
+            sent[key] = time.perf_counter()
+            producer.send(t["jobs"], key, b"x" * 100, {"kind": "submit"})
+
+    start = time.perf_counter()
+    open_loop(rate, duration_s, fire, workers=1)
+    producer.flush()
+    deadline = time.monotonic() + DRAIN_S
+    while time.monotonic() < deadline and not all(k in done for k in sent):
+        time.sleep(0.05)
+    elapsed = max(done.values(), default=start) - start
+    stop_collect.set()
+    collector_thread.join()
+    stop.set()
+    for p in procs:
+        p.join(30)
+    collector.close()
+    producer.close()
+    hops = [(done[k] - s) * 1000 for k, s in sent.items() if k in done]
+    return {
+        "jobs": len(sent),
+        "completed": len(hops),
+        "jobs_per_s": round(len(hops) / max(elapsed, 1e-9), 1),
+        "six_hops": percentiles(hops),
+        "per_stage": percentiles([h / 2 for h in hops]),
+    }
+
+
+# (c) the orchestrator -----------------------------------------------------------------------------
+
+
+def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dict:
+    settings = urls.kafka_settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+    topic = Topics(settings.topic_prefix).events
+    collector = Consumer(settings, f"bench-{uuid.uuid4().hex[:6]}", [topic], "bench")
+    done: dict[str, float] = {}
+    stop_collect = threading.Event()
+
+    def collect() -> None:
+        while not stop_collect.is_set():
+            for record in collector.poll_batch(500, 0.05):
+                if events.from_cloudevent(record.value)["type"] == events.JOB_COMPLETED:
+                    done[record.key] = time.perf_counter()
+                collector.processed(record)
+
+    collector_thread = threading.Thread(target=collect, daemon=True)
+    collector_thread.start()
+    sent: dict[str, float] = {}
+    submit_ms: list[float] = []
+    lock = threading.Lock()
+    client = httpx.Client(
+        base_url=urls.api_url,
+        timeout=30,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+    )
+    body = {"pipeline": "fixture-noop", "inputs": {"tag": "bench"}}
+
+    def fire(_: int) -> None:
+        t0 = time.perf_counter()
+        response = client.post("/v1/jobs", json=body)
+        t1 = time.perf_counter()
+        if response.status_code == 202:
+            with lock:
+                sent[response.json()["job_id"]] = t0
+                submit_ms.append((t1 - t0) * 1000)
+
+    fire(-1)  # warm-up job: group joins, connections
+    deadline = time.monotonic() + 60
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sent.clear()
+    submit_ms.clear()
+    start = time.perf_counter()
+    open_loop(rate, duration_s, fire)
+    deadline = time.monotonic() + DRAIN_S
+    while time.monotonic() < deadline and not all(k in done for k in sent):
+        time.sleep(0.05)
+    completed = [k for k in sent if k in done]
+    elapsed = max((done[k] for k in completed), default=start) - start
+    stop_collect.set()
+    collector_thread.join()
+    collector.close()
+    client.close()
+    store = JobStore(urls.redis_settings())
+    jobs = store.get_jobs(completed)
+    store.close()
+    e2e, added = [], []
+    for job_id in completed:
+        latency = (done[job_id] - sent[job_id]) * 1000
+        model = sum(stage.model_latency_ms for stage in jobs[job_id].stages.values())
+        e2e.append(latency)
+        added.append((latency - model) / 2)
+    return {
+        "jobs": len(sent),
+        "completed": len(completed),
+        "jobs_per_s": round(len(completed) / max(elapsed, 1e-9), 1),
+        "submit_http": percentiles(submit_ms),
+        "job": percentiles(e2e),
+        "added_per_stage": percentiles(added),
+    }
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "broker": "tansu 0.6.0 (memory)",
+        "kafka_client": "confluent-kafka (librdkafka)",
+    }
+
+
+def sustained(run: dict, rate: float) -> bool:
+    return run["completed"] == run["jobs"] and run["jobs_per_s"] >= 0.9 * rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="100,150,200,300")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    config = StackConfig(
+        run_dir=Path(tempfile.mkdtemp(prefix="orate-bench-")),
+        ports=free_stack_ports(runners=2),
+        deployments_file=ROOT / "loadtests" / "spine_deployments.yaml",
+        pipeline_dirs=[ROOT / "tests" / "fixtures" / "pipelines"],
+        prometheus=False,
+        topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
+        partitions=PARTITIONS,
+        env={"ORATE_LOG_LEVEL": "WARNING"},
+    ).resolved()
+    rows = []
+    with running_stack(config, timeout_s=300) as urls:
+        for rate in rates:
+            row = {
+                "rate_jobs_per_s": rate,
+                "direct": measure_direct(urls, rate, args.duration),
+                "raw_floor": measure_raw_floor(urls.kafka_bootstrap, rate, args.duration),
+                "orchestrated": measure_orchestrated(urls, rate, args.duration),
+            }
+            orch, raw = row["orchestrated"], row["raw_floor"]
+            row["ratio_p99_added_per_stage_to_raw_p99_per_stage"] = round(
+                orch["added_per_stage"]["p99_ms"] / raw["per_stage"]["p99_ms"], 2
+            )
+            row["sustained"] = sustained(orch, rate)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    best = max((r["rate_jobs_per_s"] for r in rows if r["sustained"]), default=None)
+    result = {
+        "benchmark": "spine orchestration overhead (fixture-noop: Ray Serve no-op -> Triton no-op)",
+        "command": f"python loadtests/spine_overhead.py --rates {args.rates} --duration {args.duration:g}",
+        "machine": machine(),
+        "duration_s_per_rate": args.duration,
+        "partitions": PARTITIONS,
+        "records_note": "each rate runs on fresh raw-floor topics; the orchestrator's topics "
+        "accumulate over the rates (tansu memory storage slows as partitions grow)",
+        "highest_sustained_rate_jobs_per_s": best,
+        "runs": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    head = (
+        f"{'rate':>6} {'direct p50/p99':>16} {'raw/stage p50/p99':>19} {'orch added/stage p50/p99':>26} "
+        f"{'ratio':>6} {'orch jobs/s':>11} {'ok':>3}"
+    )
+    print(head)
+    for r in rows:
+        d, raw, o = (
+            r["direct"]["two_calls"],
+            r["raw_floor"]["per_stage"],
+            r["orchestrated"]["added_per_stage"],
+        )
+        print(
+            f"{r['rate_jobs_per_s']:>6g} {d['p50_ms']:>7.1f}/{d['p99_ms']:<8.1f} "
+            f"{raw['p50_ms']:>8.1f}/{raw['p99_ms']:<10.1f} {o['p50_ms']:>12.1f}/{o['p99_ms']:<13.1f} "
+            f"{r['ratio_p99_added_per_stage_to_raw_p99_per_stage']:>6.2f} "
+            f"{r['orchestrated']['jobs_per_s']:>11.1f} {'yes' if r['sustained'] else 'no':>3}"
+        )
+
+
+if __name__ == "__main__":
+    main()
