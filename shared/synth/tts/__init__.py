@@ -1,0 +1,1 @@
+"""Offline TTS engines behind shared.voices: one module per voice family."""
