@@ -1,4 +1,5 @@
-"""The `orate` command: `orate up`, `orate status` and `orate down` for the embedded stack."""
+"""The `orate` command: `orate up`, `orate status` and `orate down` for the embedded stack, and
+`orate data ...` for the data studio."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from shared import data_cli
 from shared.stack.config import load_stack_config
 from shared.stack.control import DOWN_TIMEOUT_S, Stack, StackError
 
@@ -28,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["data"]:  # the data studio has its own command line
+        return data_cli.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         stack = Stack(load_stack_config(args.config, args.run_dir))
