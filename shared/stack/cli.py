@@ -1,5 +1,5 @@
 """The `orate` command: `orate up`, `orate status` and `orate down` for the embedded stack, and
-`orate data ...` for the data studio."""
+`orate demo` for the main jobs, `orate data ...` for the data studio."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from shared import data_cli
 from shared.stack.config import load_stack_config
 from shared.stack.control import DOWN_TIMEOUT_S, Stack, StackError
+from shared.stack.demo import run_demo
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=None, help="seconds to wait for health")
     status = commands.add_parser("status", parents=[common], help="show components; non-zero if any is down")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    commands.add_parser("demo", parents=[common], help="start the stack if needed and run the main jobs")
     down = commands.add_parser("down", parents=[common], help="stop the stack")
     down.add_argument("--timeout", type=float, default=DOWN_TIMEOUT_S, help="seconds to wait for the stop")
     return parser
@@ -49,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stack is up; logs in {stack.run_dir / 'logs'}")
         print(f"stop it with: orate down --run-dir {stack.run_dir}")
         return 0
+    if args.command == "demo":
+        try:
+            return run_demo(stack)
+        except StackError as exc:
+            print(f"orate demo failed: {exc}", file=sys.stderr)
+            return 1
     if args.command == "status":
         status = stack.status()
         if args.json:
