@@ -1,0 +1,65 @@
+"""The preview-render predictor: ARKit-52 motion + speech to an mp4 as long as the speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from orate.v1 import common_pb2, models_pb2
+
+from shared.media import encode_wav
+from shared.render.predictor import PreviewRenderPredictor
+from shared.render.video import probe_mp4
+from shared.rigs.arkit import ARKIT_INDEX, ARKIT_SHAPES
+from shared.serving.predictor import InvalidRequest
+
+
+def _request(frames: int = 20, seconds: float = 1.2, size: int = 64) -> models_pb2.PreviewRenderRequest:
+    curves = np.zeros((frames, len(ARKIT_SHAPES)), np.float32)
+    curves[:, ARKIT_INDEX["jawOpen"]] = np.linspace(0, 1, frames)
+    motion = common_pb2.Motion(
+        layout="arkit-52",
+        fps=25,
+        frames=frames,
+        dims=len(ARKIT_SHAPES),
+        data_f32=curves.astype("<f4").tobytes(),
+    )
+    t = np.arange(int(16000 * seconds)) / 16000
+    wav = encode_wav((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
+    return models_pb2.PreviewRenderRequest(motion=motion, audio=common_pb2.Audio(data=wav), size=size)
+
+
+@pytest.fixture(scope="module")
+def predictor() -> PreviewRenderPredictor:
+    loaded = PreviewRenderPredictor()
+    try:
+        loaded.load()
+    except Exception as exc:  # no GL context or no anny build on this machine
+        pytest.skip(f"preview rendering unavailable here: {exc}")
+    return loaded
+
+
+def test_preview_lasts_as_long_as_the_speech(predictor: PreviewRenderPredictor) -> None:
+    request = _request(frames=20, seconds=1.2)
+    predictor.check(request)
+    (response,) = predictor.predict([request])
+    info = probe_mp4(response.video.data)
+    assert response.video.media_type == "video/mp4"
+    assert info.duration_s == pytest.approx(1.2, abs=1 / 25 + 0.03)
+    assert response.video.duration_s == pytest.approx(1.2, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda r: setattr(r.motion, "layout", "flame-53"), "arkit-52"),
+        (lambda r: setattr(r.motion, "frames", 21), "not 21 frames"),
+        (lambda r: setattr(r.motion, "fps", 0), "fps"),
+        (lambda r: setattr(r, "size", 5000), "size"),
+        (lambda r: setattr(r.audio, "data", b"not audio"), "audio"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_reason(change, reason: str) -> None:
+    request = _request()
+    change(request)
+    with pytest.raises(InvalidRequest, match=reason):
+        PreviewRenderPredictor().check(request)
