@@ -39,9 +39,10 @@ class JobEventFollower:
         )
         self._seen: set[str] = set()
 
-    def events(self, timeout_s: float) -> Iterator[dict]:
-        """Events until timeout_s passes with nothing new."""
-        deadline = time.monotonic() + timeout_s
+    def events(self, timeout_s: float, first_timeout_s: float = 30.0) -> Iterator[dict]:
+        """Events until timeout_s passes with nothing new (first_timeout_s for the first one: joining
+        the group takes seconds)."""
+        deadline = time.monotonic() + max(timeout_s, first_timeout_s)
         while time.monotonic() < deadline:
             batches = self._consumer.poll(timeout_ms=100)
             for records in batches.values():
