@@ -18,6 +18,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -28,10 +29,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from orate_fixtures.v1 import fixtures_pb2
 
 from shared import events
 from shared.bus import Consumer, Producer, Topics, ensure_topics
+from shared.protos import message_class
 from shared.serving.clients import RayServeClient, TritonClient
 from shared.settings import KafkaSettings
 from shared.stack.config import StackConfig, free_stack_ports
@@ -39,6 +40,7 @@ from shared.stack.control import StackUrls, running_stack
 from shared.store import JobStore
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
 RESULTS = ROOT / "loadtests" / "results" / "spine.json"
 DRAIN_S = 10.0
 PARTITIONS = 6
@@ -71,7 +73,8 @@ def open_loop(rate: float, duration_s: float, fire: Callable[[int], None], worke
 def measure_direct(urls: StackUrls, rate: float, duration_s: float) -> dict:
     ray = RayServeClient(urls.ray_serve_url, "fixture-sleep-ray")
     triton = TritonClient(urls.triton_grpc_url, "fixture-sleep-triton")
-    body = fixtures_pb2.SleepRequest(seconds=0, tag="direct").SerializeToString()
+    sleep_request = message_class("orate.fixtures.v1.SleepRequest", ["orate_fixtures.v1.fixtures_pb2"])
+    body = sleep_request(seconds=0, tag="direct").SerializeToString()
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -298,11 +301,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
+    sys.path[:0] = [str(FIXTURES), str(FIXTURES / "proto")]  # the fixture Sleeper's message types
     config = StackConfig(
         run_dir=Path(tempfile.mkdtemp(prefix="orate-bench-")),
         ports=free_stack_ports(runners=2),
         deployments_file=ROOT / "loadtests" / "spine_deployments.yaml",
-        pipeline_dirs=[ROOT / "tests" / "fixtures" / "pipelines"],
+        pipeline_dirs=[FIXTURES / "pipelines"],
         prometheus=False,
         topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
         partitions=PARTITIONS,

@@ -4,6 +4,7 @@ timeouts, cancellation, idempotency, gRPC, and an engine killed mid-job."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import json
@@ -282,3 +283,16 @@ def test_runner_killed_mid_job_is_replaced_and_the_job_completes_once(
     seen = [event["type"] for event in product_backend_events(urls, job_id)]
     assert seen == TWO_STAGE_EVENTS
     assert seen.count(events.JOB_COMPLETED) == 1
+
+
+def test_direct_model_call_through_the_api(api: httpx.Client) -> None:
+    wav = base64.b64encode(sine_wav(seconds=1.0, rate=16000, amplitude=0.5)).decode()
+    answer = api.post("/v1/models/fixture-loudness:predict", json={"audio": {"data": wav}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["peak_dbfs"] == pytest.approx(20 * np.log10(0.5), abs=0.2)
+    assert "fixture-loudness" in [model["service"] for model in api.get("/v1/models").json()]
+    bad = api.post("/v1/models/fixture-loudness:predict", json={"audio": {"data": "AAAA"}})
+    assert bad.status_code == 422 and "fixture-loudness" in bad.json()["error"]["message"]
+    assert api.post("/v1/models/nope:predict", json={}).status_code == 404
+    assert api.post("/v1/models/fixture-loudness:predict", json={"audio": {"bogus": 1}}).status_code == 422
+    assert api.post("/v1/models/fixture-loudness:predict", content=b"{not json").status_code == 400

@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import metrics
+from orchestrator.direct import DirectModels, ModelView
 from orchestrator.errors import JobServiceError, MalformedRequest, UnsupportedMediaType
 from orchestrator.grpc_service import serve_grpc
 from orchestrator.inputs import MediaUpload
@@ -72,7 +73,10 @@ SUBMIT_BODY = {
 
 
 def create_app(
-    service: JobService, settings: ApiSettings, ready_checks: Mapping[str, Callable[[], bool]]
+    service: JobService,
+    settings: ApiSettings,
+    ready_checks: Mapping[str, Callable[[], bool]],
+    models: DirectModels | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Orate job API", version="1", description="Submit and follow digital-human pipelines."
@@ -138,6 +142,26 @@ def create_app(
     @app.get("/v1/pipelines", response_model=list[PipelineView])
     def list_pipelines() -> list[PipelineView]:
         return [pipeline_view(pipeline) for pipeline in service.pipelines()]
+
+    if models is not None:
+
+        @app.get("/v1/models", response_model=list[ModelView])
+        def list_models() -> list[ModelView]:
+            return models.views()
+
+        @app.post(
+            "/v1/models/{model}:predict",
+            responses=ERROR_RESPONSES | {504: {"model": ErrorBody}},
+            summary="Call one model service directly: its request message in protobuf JSON (bytes as "
+            "base64) in, its response message out",
+        )
+        async def predict(model: str, request: Request, timeout_s: float = 60.0) -> JSONResponse:
+            try:
+                body = json.loads(await request.body())
+            except ValueError as exc:
+                raise MalformedRequest(f"the body is not JSON: {exc}") from exc
+            answer = await run_in_threadpool(models.predict, model, body, timeout_s)
+            return JSONResponse(answer)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -246,7 +270,8 @@ def main() -> None:
     producer = Producer(settings.kafka, "orate-api")
     service = JobService(pipelines, store, producer, artifact_store(settings.artifacts), topics, settings.api)
     ready_checks = {"redis": store.ping, "broker": BrokerProbe(settings.kafka, topics.jobs)}
-    app = create_app(service, settings.api, ready_checks)
+    models = DirectModels(deployments, settings.endpoints)
+    app = create_app(service, settings.api, ready_checks, models)
     grpc_server = serve_grpc(service, settings.api)
     log.info(
         "API on http://%s:%d and grpc %s:%d",
@@ -261,6 +286,7 @@ def main() -> None:
         )
     finally:
         grpc_server.stop(grace=5)
+        models.close()
         producer.close()
         store.close()
 

@@ -42,3 +42,11 @@ class InvalidInput(JobServiceError):
 
 class BrokerUnavailable(JobServiceError):
     status, code = 503, "broker_unavailable"
+
+
+class ModelUnavailableError(JobServiceError):
+    status, code = 503, "model_unavailable"
+
+
+class ModelTimeout(JobServiceError):
+    status, code = 504, "model_timeout"

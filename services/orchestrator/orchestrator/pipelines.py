@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from shared.protos import message_class
 from shared.serving.deployments import DeploymentsFile
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+log = logging.getLogger(__name__)
 INPUTS_PREFIX = "$inputs."
 STAGES_PREFIX = "$stages."
 InputType = Literal["text", "number", "boolean", "audio", "image", "voice", "json"]
@@ -35,6 +37,10 @@ SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
 
 class PipelineError(ValueError):
     """A pipeline file that cannot be used, with the file and the reason."""
+
+
+class ServiceNotDeployed(PipelineError):
+    """A well-formed pipeline that names a service the deployments file does not deploy."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ def check_services(pipeline: Pipeline, deployments: DeploymentsFile) -> None:
     for stage in pipeline.stages:
         spec = specs.get(stage.service)
         if spec is None:
-            raise ValueError(
+            raise ServiceNotDeployed(
                 f"stage {stage.name!r}: service {stage.service!r} is not in the deployments file"
             )
         request = message_class(spec.request_type, deployments.proto_modules).DESCRIPTOR
@@ -239,20 +245,28 @@ def load_pipeline(path: Path, deployments: DeploymentsFile) -> Pipeline:
     try:
         pipeline = Pipeline.model_validate(yaml.safe_load(path.read_text()))
         check_services(pipeline, deployments)
+    except ServiceNotDeployed as exc:
+        raise ServiceNotDeployed(f"{path}: {exc}") from exc
     except (yaml.YAMLError, ValidationError, ValueError, KeyError) as exc:
         raise PipelineError(f"{path}: {exc}") from exc
     return pipeline
 
 
 def load_pipelines(dirs: Iterable[Path], deployments: DeploymentsFile) -> dict[str, Pipeline]:
-    """Every *.yaml / *.yml pipeline in the dirs, by name; PipelineError on the first bad or duplicate one."""
+    """Every *.yaml / *.yml pipeline in the dirs, by name; PipelineError on the first bad or duplicate one.
+    A pipeline whose services are not all deployed is left out with a warning: an SRE who turns a model
+    off keeps the other pipelines."""
     pipelines: dict[str, Pipeline] = {}
     origins: dict[str, Path] = {}
     for directory in dirs:
         if not directory.is_dir():
             raise PipelineError(f"pipeline directory {directory} does not exist")
         for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-            pipeline = load_pipeline(path, deployments)
+            try:
+                pipeline = load_pipeline(path, deployments)
+            except ServiceNotDeployed as exc:
+                log.warning("pipeline not served: %s", exc)
+                continue
             if pipeline.name in pipelines:
                 raise PipelineError(
                     f"{path}: pipeline {pipeline.name!r} is also defined in {origins[pipeline.name]}"

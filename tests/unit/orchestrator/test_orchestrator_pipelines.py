@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from orate.v1 import jobs_pb2
-from orchestrator.pipelines import PipelineError, load_pipelines
+from orchestrator.pipelines import PipelineError, ServiceNotDeployed, load_pipeline, load_pipelines
 from orchestrator.process import read_deployments
 from orchestrator.settings import OrchestratorSettings
 from orchestrator_fakes import DEPLOYMENTS, PERFORM, TALK, make_pipelines
@@ -55,10 +55,6 @@ BROKEN = {
         lambda d: d["outputs"].update(x="$stages.ghost.response"),
         "unknown stage 'ghost'",
     ),
-    "service not deployed": (
-        lambda d: d["stages"][1].update(service="face-v2"),
-        "service 'face-v2' is not in the deployments file",
-    ),
     "request field that does not exist": (
         lambda d: d["stages"][1]["request"].update({"audio.bytes": "$stages.speak.audio.data"}),
         "has no field 'bytes'",
@@ -95,6 +91,13 @@ def test_broken_pipeline_is_refused_at_load_with_file_and_reason(
         load_pipelines([directory], DEPLOYMENTS)
     assert reason in str(error.value)
     assert "p0.yaml" in str(error.value)
+
+
+def test_pipeline_with_a_service_not_deployed_is_left_out_but_refused_alone(tmp_path: Path) -> None:
+    directory = write(tmp_path / "pipelines", talk_with(lambda d: d["stages"][1].update(service="face-v2")))
+    assert load_pipelines([directory], DEPLOYMENTS) == {}
+    with pytest.raises(ServiceNotDeployed, match="service 'face-v2' is not in the deployments file"):
+        load_pipeline(directory / "p0.yaml", DEPLOYMENTS)
 
 
 def test_same_name_in_two_files_is_refused(tmp_path: Path) -> None:
