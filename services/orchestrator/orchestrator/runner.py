@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,8 +42,10 @@ class StageFailed(Exception):
 
 
 class StageRunner:
-    """Per poll batch: run the items concurrently (so the deployment's batcher sees concurrent requests),
-    produce one StageResult per item to orate.jobs, flush, then mark the records processed."""
+    """Runs work items as they arrive, up to `concurrency` at a time (so the deployment's batcher sees
+    concurrent requests, and no item waits for a slower neighbour); each result goes to orate.jobs as soon
+    as its item is done. A record is marked processed once its result is acknowledged and every earlier
+    record of its partition is too, so a crash replays, never skips, unfinished items."""
 
     def __init__(
         self,
@@ -71,40 +74,103 @@ class StageRunner:
         self._clock = clock
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"runner-{service}")
         self._lag = metrics.LagReporter(consumer, runner_group(service))
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._running = 0
+        # Per partition, the records taken in offset order; acknowledged ones are marked done.
+        self._taken: dict[tuple[str, int], deque[Record]] = {}
+        self._acknowledged: set[tuple[str, int, int]] = set()
+        self._resend: list[tuple[Record, bytes, dict[str, str]]] = []
 
     def run(self, stop: threading.Event, poll_timeout_s: float = 0.1) -> None:
         while not stop.is_set():
             self.run_once(poll_timeout_s)
             self._lag.maybe_refresh()
+        self.drain()
 
     def run_once(self, poll_timeout_s: float = 0.1) -> int:
-        """Process one poll batch; returns how many records it held."""
-        records = self._consumer.poll_batch(self._concurrency, poll_timeout_s)
+        """Settle finished items, then start the records of one poll; returns how many it took."""
+        self._settle()
+        with self._room:
+            if self._running >= self._concurrency and not self._room.wait(poll_timeout_s):
+                return 0
+            room = self._concurrency - self._running
+        records = self._consumer.poll_batch(room, poll_timeout_s)
         if not records:
             return 0
         works: list[tuple[Record, jobs_pb2.StageWork]] = []
         for record in records:
+            self._taken.setdefault((record.topic, record.partition), deque()).append(record)
             try:
                 works.append((record, jobs_pb2.StageWork.FromString(record.value)))
             except DecodeError as exc:
                 self._dead_letter(record, f"not a StageWork: {exc}")
         jobs = self._store.get_jobs(sorted({work.job_id for _, work in works}))
-        live = [(record, work) for record, work in works if not _finished(jobs.get(work.job_id))]
-        results = self._pool.map(self._run_item, [work for _, work in live])
-        for (record, _), result in zip(live, results, strict=True):
-            command = jobs_pb2.JobCommand(stage_result=result)
-            headers = job_headers(
-                result.job_id, record.headers.get(TRACEPARENT_HEADER), codec.PROTOBUF_CONTENT_TYPE
-            )
-            self._producer.send(self._topics.jobs, result.job_id, command.SerializeToString(), headers)
-        self._producer.flush()
-        for record in records:
-            self._consumer.processed(record)
+        for record, work in works:
+            if _finished(jobs.get(work.job_id)):
+                self._acknowledge(record)
+                continue
+            with self._lock:
+                self._running += 1
+            self._pool.submit(self._run_and_report, record, work)
         return len(records)
+
+    def drain(self, timeout_s: float = 60.0) -> None:
+        """Wait for every started item's result to be acknowledged, and mark the records processed."""
+        deadline = time.monotonic() + timeout_s
+        while any(self._taken.values()) and time.monotonic() < deadline:
+            self._producer.flush()
+            self._settle()
+            if any(self._taken.values()):
+                time.sleep(0.005)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
+
+    def _run_and_report(self, record: Record, work: jobs_pb2.StageWork) -> None:
+        try:
+            result = self._run_item(work)
+            value = jobs_pb2.JobCommand(stage_result=result).SerializeToString()
+            headers = job_headers(
+                result.job_id, record.headers.get(TRACEPARENT_HEADER), codec.PROTOBUF_CONTENT_TYPE
+            )
+            self._send_result(record, value, headers)
+        finally:
+            with self._room:
+                self._running -= 1
+                self._room.notify()
+
+    def _send_result(self, record: Record, value: bytes, headers: dict[str, str]) -> None:
+        def delivered(error: Exception | None) -> None:
+            if error is not None:
+                log.warning("result of %s/%d@%d not delivered (%s); resending", *_where(record), error)
+                with self._lock:
+                    self._resend.append((record, value, headers))
+                return
+            self._acknowledge(record)
+
+        self._producer.send(self._topics.jobs, record.key, value, headers, delivered)
+
+    def _acknowledge(self, record: Record) -> None:
+        with self._lock:
+            self._acknowledged.add(_where(record))
+
+    def _settle(self) -> None:
+        """Serve delivery reports, resend failed results, and mark acknowledged records processed."""
+        self._producer.poll(0)
+        with self._lock:
+            resend, self._resend = self._resend, []
+        for record, value, headers in resend:
+            self._send_result(record, value, headers)
+        for taken in self._taken.values():
+            last = None
+            with self._lock:
+                while taken and _where(taken[0]) in self._acknowledged:
+                    last = taken.popleft()
+                    self._acknowledged.discard(_where(last))
+            if last is not None:
+                self._consumer.processed(last)
 
     def _run_item(self, work: jobs_pb2.StageWork) -> jobs_pb2.StageResult:
         result = jobs_pb2.StageResult(job_id=work.job_id, stage=work.stage, attempt=work.attempt)
@@ -182,8 +248,19 @@ class StageRunner:
             time_unix_ms=int(self._clock() * 1000),
         )
         headers = job_headers(record.key, record.headers.get(TRACEPARENT_HEADER), codec.PROTOBUF_CONTENT_TYPE)
-        self._producer.send(self._topics.dlq, record.key, letter.SerializeToString(), headers)
+        # Acknowledged even if the DLQ write fails: a record that cannot be decoded never will be.
+        self._producer.send(
+            self._topics.dlq,
+            record.key,
+            letter.SerializeToString(),
+            headers,
+            lambda _: self._acknowledge(record),
+        )
         metrics.DLQ_RECORDS.labels(self._service, DLQ_UNDECODABLE).inc()
+
+
+def _where(record: Record) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
 
 
 def _finished(job: jobs_pb2.Job | None) -> bool:

@@ -136,6 +136,12 @@ class FakeProducer:
         if on_delivery is not None:
             self._pending.append(on_delivery)
 
+    def poll(self, timeout_s: float = 0.0) -> None:
+        """Serve the delivery reports of everything sent so far (all acknowledged)."""
+        pending, self._pending = self._pending, []
+        for callback in pending:
+            callback(None)
+
     def flush(self, timeout_s: float = 10.0) -> None:
         self.log.append("flush")
         error = BusError("broker down") if self.fail_next_flush else None

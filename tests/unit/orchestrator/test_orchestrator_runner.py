@@ -77,6 +77,7 @@ class Runner:
             value = item if isinstance(item, bytes) else item.SerializeToString()
             self.consumer.feed(TOPICS.work("face"), "j1", value)
         self.runner.run_once()
+        self.runner.drain()
         sent = self.producer.take()
         return [jobs_pb2.JobCommand.FromString(r.value).stage_result for r in sent if r.topic == TOPICS.jobs]
 
@@ -166,5 +167,30 @@ def test_items_of_a_batch_run_concurrently(runner: Runner) -> None:
 
     runner.client.answer = slow
     results = runner.run(*(runner.work(job_id=f"j{n}") for n in range(4)))
-    assert [r.job_id for r in results] == ["j0", "j1", "j2", "j3"]
+    assert sorted(r.job_id for r in results) == ["j0", "j1", "j2", "j3"]
     assert peak == 4
+
+
+def test_a_slow_item_holds_back_the_commit_of_later_ones_but_not_their_results(runner: Runner) -> None:
+    release = threading.Event()
+
+    def first_is_slow(request: models_pb2.FaceVqvaeRequest) -> bytes:
+        if request.identity == "slow":
+            release.wait(5)
+        return answer_ok(request)
+
+    runner.client.answer = first_is_slow
+    for work in (runner.work(job_id="j0", identity="slow"), runner.work(job_id="j1")):
+        runner.consumer.feed(TOPICS.work("face"), work.job_id, work.SerializeToString())
+    runner.runner.run_once()
+    deadline = time.monotonic() + 5
+    while not runner.producer.sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.runner.run_once(poll_timeout_s=0.01)  # settles: j1's result is acknowledged
+    (sent,) = runner.producer.sent
+    assert jobs_pb2.JobCommand.FromString(sent.value).stage_result.job_id == "j1"
+    assert runner.consumer.done == []  # j0, before it on the partition, is still running
+    release.set()
+    runner.runner.drain()
+    assert [record.key for record in runner.consumer.done] == ["j1"]  # processed up to the last one
+    assert runner.consumer.done[0].offset == 1
