@@ -84,7 +84,7 @@ class MeshRenderer:
         self._vertex_count = int(self._faces.max()) + 1
         self._size = size
         program = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        rotation, mvp = _camera(bounds, view, fov_deg)
+        rotation, mvp = camera_matrices(bounds, view, fov_deg)
         program["mvp"].write(mvp.T.astype("f4").tobytes())
         program["view_rotation"].write(rotation.T.astype("f4").tobytes())
         program["color"].value = SKIN
@@ -137,7 +137,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return (normals / np.maximum(length, 1e-12)).astype(np.float32)
 
 
-def _camera(
+def camera_matrices(
     bounds: tuple[np.ndarray, np.ndarray], view: View, fov_deg: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(world->camera rotation [3, 3], model-view-projection [4, 4]) framing the bounds from the front."""

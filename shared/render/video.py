@@ -1,4 +1,4 @@
-"""H.264/AAC mp4 muxing of RGB frames and a waveform with PyAV (bundled FFmpeg), in memory."""
+"""Video I/O with PyAV (bundled FFmpeg): mux RGB frames and a waveform into an H.264/AAC mp4; read videos."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import io
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from shared.media import MediaError
 
 if TYPE_CHECKING:
     from av.audio.stream import AudioStream
@@ -27,6 +30,13 @@ class Mp4Info:
     video_codec: str
     audio_codec: str | None
     audio_rate: int | None
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    frames: np.ndarray  # [T, H, W, 3] uint8 RGB, in presentation order
+    fps: float  # the video stream's average frame rate
+    audio: tuple[np.ndarray, int] | None  # (mono float32 waveform in [-1, 1], sample rate); None if silent
 
 
 def encode_mp4(
@@ -74,6 +84,49 @@ def probe_mp4(data: bytes) -> Mp4Info:
         )
         frames = sum(1 for _ in container.decode(video=0))
     return Mp4Info(frames=frames, **info)
+
+
+def read_video(data: bytes | Path) -> VideoClip:
+    """Decode every frame of the first video stream, and the first audio stream downmixed to mono.
+
+    Everything is held in memory, so this is for clips, not films. MediaError when the input is not a video
+    FFmpeg can decode; FileNotFoundError when a path does not exist.
+    """
+    import av
+
+    if isinstance(data, bytes) and not data:
+        raise MediaError("not a video file (could not decode: the upload is empty)")
+    try:
+        with av.open(io.BytesIO(data) if isinstance(data, bytes) else str(data)) as container:
+            if not container.streams.video:
+                raise MediaError("not a video file (it has no video stream)")
+            video = container.streams.video[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            rate = video.average_rate or video.guessed_rate
+            # Any input layout and sample format comes out as one float channel at the stream's own rate.
+            mono = av.AudioResampler(format="fltp", layout="mono", rate=audio.rate) if audio else None
+            frames: list[np.ndarray] = []
+            samples: list[np.ndarray] = []
+            for packet in container.demux(*[s for s in (video, audio) if s is not None]):
+                for frame in packet.decode():
+                    if isinstance(frame, av.VideoFrame):
+                        frames.append(frame.to_ndarray(format="rgb24"))
+                    elif mono is not None:
+                        samples += [f.to_ndarray()[0] for f in mono.resample(frame)]
+            if mono is not None:
+                samples += [f.to_ndarray()[0] for f in mono.resample(None)]
+    except FileNotFoundError:
+        raise
+    except av.FFmpegError as exc:
+        raise MediaError(f"not a video file (could not decode: {exc.strerror or exc})") from exc
+    if not frames:
+        raise MediaError("not a video file (its video stream has no decodable frame)")
+    waveform = np.concatenate(samples).astype(np.float32) if samples else None
+    return VideoClip(
+        frames=np.stack(frames),
+        fps=float(rate) if rate else 0.0,
+        audio=(waveform, audio.rate) if waveform is not None and audio is not None else None,
+    )
 
 
 def _audio_stream(container: OutputContainer, sample_rate: int) -> AudioStream:

@@ -32,7 +32,7 @@ from shared.render.raster import BACKGROUND, MeshRenderer, View
 
 # MeshRenderer derives its camera from (bounds, view, fov) with this function; the matrices written out must
 # be exactly that camera, so they come from the same code rather than a copy of it.
-from shared.render.raster import _camera as renderer_camera
+from shared.render.raster import camera_matrices as renderer_camera
 from shared.rigs.open_rig import PHENOTYPES, OpenRig
 from shared.rigs.rotations import matrix_to_axis_angle
 from shared.synth.bvh import BvhClip

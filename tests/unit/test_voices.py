@@ -77,9 +77,26 @@ def test_espeak_resolves_languages_beyond_the_catalogue() -> None:
     info = voices.get_voice("espeak:fr-fr+f2")
     assert (info.language, info.gender) == ("fr-fr", "f")
     speech = voices.synthesize("Bonjour tout le monde.", "espeak:fr-fr+f2")
-    # espeak groups clitics in French: "tout le monde" comes as one timed word.
-    assert " ".join(w.label for w in speech.words) == "Bonjour tout le monde"
+    # espeak speaks "tout le monde" as one unit; each of its words still gets its own span.
+    assert [w.label for w in speech.words] == ["Bonjour", "tout", "le", "monde"]
+    _check_timings(speech.words, speech.duration_s)
     assert all(not p.label.startswith("(") for p in speech.phones)
+
+
+@pytest.mark.parametrize("voice_id", ["espeak:en-us", "espeak:en-gb+f3"])
+def test_espeak_times_each_word_of_a_grouped_sentence(voice_id: str) -> None:
+    # Regression: espeak-ng sends one word event for "out of", "in the" and "of the", which came out as
+    # three two-word "words"; every word of the text needs its own interval inside the speech.
+    _require(voice_id)
+    text = "The printer ran out of paper in the middle of the job."
+    speech = voices.synthesize(text, voice_id)
+    assert [w.label for w in speech.words] == text.rstrip(".").split()
+    _check_timings(speech.words, speech.duration_s)
+    assert all(w.end > w.start for w in speech.words)
+    spoken = [p for p in speech.phones if p.label != "pau"]
+    assert speech.words[0].start == spoken[0].start and speech.words[-1].end == spoken[-1].end
+    # No word stretches over the sentence: the longest ("printer", "job") is well under half of it.
+    assert max(w.end - w.start for w in speech.words) < 0.3 * (spoken[-1].end - spoken[0].start)
 
 
 def test_flite_words_follow_its_text_normalisation() -> None:

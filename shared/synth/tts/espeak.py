@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import shutil
@@ -10,11 +11,24 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from shared import media
-from shared.synth.tts.base import PAUSE, Synthesis, Timing, VoiceFamily, VoiceInfo, clip_timings, run_tool
+from shared.synth.tts.base import (
+    PAUSE,
+    Synthesis,
+    Timing,
+    VoiceFamily,
+    VoiceInfo,
+    clip_timings,
+    estimate_words,
+    run_tool,
+)
 
 WORKER = Path(__file__).with_name("espeak_worker.py")
 _EVENT_WORD, _EVENT_PHONEME = 1, 7
+# A word of the text: letters and digits, with inner apostrophes ("grandfather's").
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
 
 # English voices that sound distinct from one another; any other installed "language[+variant]" resolves too.
 _CATALOGUE: tuple[str, ...] = (
@@ -124,20 +138,52 @@ def _phones(phones: list[Timing]) -> list[Timing]:
 def _words(
     text: str, words: list[tuple[int, int]], raw: list[tuple[float, int, str]], phones: list[Timing]
 ) -> list[Timing]:
-    """A word spans its spoken phones: each phone event carries the (1-based) text position of its word.
+    """One timing per word of the text, made of the spoken phones espeak-ng attributes to it.
 
-    Some languages get one word event for a group (French "tout le monde"), so the label is all the text up
-    to the next word event, trimmed of spaces and punctuation.
+    espeak-ng sends one word event per unit it speaks, and some units are groups of words ("out of",
+    "in the", French "tout le monde"). Each phone event carries the (1-based) text position of its unit, so
+    a unit owns the phones whose position lies between its word event and the next one, and the text words
+    starting there. A unit of several words shares its phones out in proportion to the words' lengths, cut
+    at phone boundaries: the engine does not say where inside a group one word ends.
     """
-    out = []
-    for i, (pos, _) in enumerate(words):
-        next_pos = words[i + 1][0] if i + 1 < len(words) else len(text) + 1
-        mine = [
-            p
-            for p, (_, at, label) in zip(phones, raw, strict=True)
-            if pos <= at < next_pos and label != PAUSE
-        ]
-        if mine:
-            label = re.sub(r"^\W+|\W+$", "", text[pos - 1 : next_pos - 1])
-            out.append(Timing(label, mine[0].start, mine[-1].end))
+    tokens = [(m.start() + 1, m.group()) for m in _WORD.finditer(text)]
+    if not tokens:
+        return []
+    # A unit starts at its word event; text before the first event belongs to the first unit.
+    starts = sorted({pos for pos, _ in words} | {tokens[0][0]})
+    units: list[tuple[list[str], list[Timing]]] = [([], []) for _ in starts]
+    for pos, word in tokens:
+        units[bisect.bisect_right(starts, pos) - 1][0].append(word)
+    for phone, (_, pos, label) in zip(phones, raw, strict=True):
+        if label != PAUSE:
+            units[max(bisect.bisect_right(starts, pos) - 1, 0)][1].append(phone)
+    # A unit without a text word (a symbol such as "&" read aloud) belongs with the word before it.
+    merged: list[tuple[list[str], list[Timing]]] = []
+    for unit_words, unit_phones in units:
+        if unit_words or not merged:
+            merged.append((unit_words, unit_phones))
+        else:
+            merged[-1][1].extend(unit_phones)
+    if not merged[0][0] and len(merged) > 1:
+        merged[1] = (merged[1][0], merged[0][1] + merged[1][1])
+    out: list[Timing] = []
+    for unit_words, unit_phones in merged:
+        if unit_words:
+            out += _share(unit_words, unit_phones, out[-1].end if out else 0.0)
     return out
+
+
+def _share(words: list[str], phones: list[Timing], after: float) -> list[Timing]:
+    """Split a unit's phones among its words by length, at least one phone each where there are enough."""
+    if not phones:
+        # espeak-ng spoke nothing for these words: an empty interval where they would have been.
+        return [Timing(w, after, after) for w in words]
+    if len(phones) < len(words):
+        return estimate_words(words, phones[0].start, phones[-1].end)
+    share = np.cumsum([len(w) for w in words]) / sum(len(w) for w in words)
+    cuts = [0]
+    for i, fraction in enumerate(share[:-1], start=1):
+        cuts.append(min(max(round(len(phones) * fraction), cuts[-1] + 1), len(phones) - (len(words) - i)))
+    cuts.append(len(phones))
+    spans = zip(words, cuts[:-1], cuts[1:], strict=True)
+    return [Timing(w, phones[a].start, phones[b - 1].end) for w, a, b in spans]
