@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,6 +180,34 @@ class Producer:
     def poll(self, timeout_s: float = 0.0) -> None:
         """Serve pending delivery callbacks without waiting for the whole queue."""
         self._producer.poll(timeout_s)
+
+    def send_acknowledged(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        """Send one record and wait for its own acknowledgement (not the whole queue's, as flush() does,
+        which makes concurrent callers wait for each other); BusError if it fails or times out."""
+        acknowledged = threading.Event()
+        errors: list[Exception] = []
+
+        def delivered(error: Exception | None) -> None:
+            if error is not None:
+                errors.append(error)
+            acknowledged.set()
+
+        self.send(topic, key, value, headers, delivered)
+        deadline = time.monotonic() + timeout_s
+        # Any thread's poll() serves any record's report; each caller waits for its own.
+        while not acknowledged.is_set() and time.monotonic() < deadline:
+            self._producer.poll(0.002)
+        if not acknowledged.is_set():
+            raise BusError(f"record to {topic} not acknowledged after {timeout_s:g} s")
+        if errors:
+            raise errors[0]
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """Wait until every queued record is acknowledged; raise BusError if any failed or timed out."""

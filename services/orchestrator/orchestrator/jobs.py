@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -24,8 +23,6 @@ from shared.store import JobStore
 log = logging.getLogger(__name__)
 
 INPUTS_STAGE = "_inputs"
-# A delivery report may be served by another thread's flush; give it this long to arrive.
-DELIVERY_REPORT_GRACE_S = 1.0
 
 
 class JobService:
@@ -135,19 +132,15 @@ class JobService:
 
     def _produce(self, job_id: str, command: jobs_pb2.JobCommand) -> None:
         """Send a command and wait for the broker to acknowledge this very record."""
-        delivered = threading.Event()
-        errors: list[Exception | None] = []
-
-        def on_delivery(error: Exception | None) -> None:
-            errors.append(error)
-            delivered.set()
-
         headers = job_headers(job_id, content_type=codec.PROTOBUF_CONTENT_TYPE)
         try:
-            self._producer.send(self._topics.jobs, job_id, command.SerializeToString(), headers, on_delivery)
-            self._producer.flush(self._settings.submit_ack_timeout_s)
-        except BusError as exc:  # judged by this record's own delivery report below
+            self._producer.send_acknowledged(
+                self._topics.jobs,
+                job_id,
+                command.SerializeToString(),
+                headers,
+                self._settings.submit_ack_timeout_s,
+            )
+        except BusError as exc:
             log.warning("producing to %s: %s", self._topics.jobs, exc)
-        if not delivered.wait(DELIVERY_REPORT_GRACE_S) or errors[0] is not None:
-            reason = errors[0] if errors else "no acknowledgement"
-            raise BrokerUnavailable(f"the job could not be queued: {reason}")
+            raise BrokerUnavailable(f"the job could not be queued: {exc}") from exc

@@ -136,6 +136,17 @@ class FakeProducer:
         if on_delivery is not None:
             self._pending.append(on_delivery)
 
+    def send_acknowledged(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.send(topic, key, value, headers)
+        self.flush(timeout_s)
+
     def poll(self, timeout_s: float = 0.0) -> None:
         """Serve the delivery reports of everything sent so far (all acknowledged)."""
         pending, self._pending = self._pending, []
