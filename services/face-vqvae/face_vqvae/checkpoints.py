@@ -17,6 +17,8 @@ from torch import nn
 from face_vqvae.model import MotionPrior, ProbTalk3D
 
 _DROPPED = re.compile(r"(^|\.)(_losses\.|\w+_pos_embedding\.pe$)")
+# The speech encoder's weights in a stage-2 state dict.
+AUDIO_ENCODER_PREFIX = "feature_extractor.audiomodel."
 _RENAMED = {
     ".weight_g": ".parametrizations.weight.original0",
     ".weight_v": ".parametrizations.weight.original1",
@@ -27,8 +29,10 @@ class CheckpointError(ValueError):
     """A checkpoint that does not fit the configured model (wrong stage, sizes or speech encoder)."""
 
 
-def read_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
-    """The `state_dict` of a Lightning-style checkpoint (or a bare state dict).
+def read_checkpoint(
+    path: str | Path, trust_pickle: bool = False
+) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(state_dict, the FaceVqvaeConfig dump `train.py` stores beside it, or None) of a checkpoint file.
 
     Lightning checkpoints pickle their hyper-parameters (OmegaConf objects), which `weights_only` refuses;
     set trust_pickle only for files from a trusted source, since unpickling can run code.
@@ -42,7 +46,18 @@ def read_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, t
                 "trust its source"
             ) from error
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    return checkpoint.get("state_dict", checkpoint)
+    config = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else None
+    return checkpoint.get("state_dict", checkpoint), config
+
+
+def read_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """The `state_dict` of a Lightning-style checkpoint (or a bare state dict); see read_checkpoint."""
+    return read_checkpoint(path, trust_pickle)[0]
+
+
+def has_audio_encoder(state_dict: dict[str, torch.Tensor]) -> bool:
+    """Whether a stage-2 state dict carries the speech encoder (a frozen encoder is left out by train.py)."""
+    return any(key.startswith(AUDIO_ENCODER_PREFIX) for key in state_dict)
 
 
 def convert_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -58,11 +73,13 @@ def convert_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return converted
 
 
-def _load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+def _load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], may_miss: str | None = None) -> None:
+    """load_state_dict, failing on any unexpected key or any missing key except those under `may_miss`."""
     result = module.load_state_dict(state_dict, strict=False)
+    missing = [k for k in result.missing_keys if may_miss is None or not k.startswith(may_miss)]
     problems = []
-    if result.missing_keys:
-        problems.append(f"missing {len(result.missing_keys)} keys (first: {result.missing_keys[:3]})")
+    if missing:
+        problems.append(f"missing {len(missing)} keys (first: {missing[:3]})")
     if result.unexpected_keys:
         problems.append(
             f"unexpected {len(result.unexpected_keys)} keys (first: {result.unexpected_keys[:3]})"
@@ -84,9 +101,33 @@ def load_motion_prior(model: MotionPrior, state_dict: dict[str, torch.Tensor]) -
         raise CheckpointError(str(error)) from error
 
 
-def load_probtalk3d(model: ProbTalk3D, state_dict: dict[str, torch.Tensor]) -> None:
-    """All stage-2 weights: `feature_extractor.audiomodel.*`, `feature_predictor.*`, `motion_prior.*`."""
+def load_probtalk3d(
+    model: ProbTalk3D, state_dict: dict[str, torch.Tensor], audio_pretrained: bool = False
+) -> None:
+    """All stage-2 weights: `feature_extractor.audiomodel.*`, `feature_predictor.*`, `motion_prior.*`.
+
+    A checkpoint without the speech encoder (trained frozen, left out to keep the file small) loads only
+    when `audio_pretrained` says the model's encoder already holds its pretrained weights; otherwise the
+    encoder would silently stay random.
+    """
+    with_audio = has_audio_encoder(state_dict)
+    if not with_audio and not audio_pretrained:
+        raise CheckpointError(
+            "the checkpoint has no speech-encoder weights (it was trained with a frozen encoder) and the "
+            "config's audio_encoder is random: set audio_encoder.path or audio_encoder.pretrained"
+        )
     try:
-        _load_strict(model, convert_official(state_dict))
+        _load_strict(
+            model, convert_official(state_dict), may_miss=None if with_audio else AUDIO_ENCODER_PREFIX
+        )
     except RuntimeError as error:
         raise CheckpointError(str(error)) from error
+
+
+def stage2_state_dict(model: ProbTalk3D, with_audio_encoder: bool) -> dict[str, torch.Tensor]:
+    """What train.py saves for stage 2; a frozen pretrained encoder is left out (it loads from its source)."""
+    return {
+        k: v
+        for k, v in model.state_dict().items()
+        if with_audio_encoder or not k.startswith(AUDIO_ENCODER_PREFIX)
+    }

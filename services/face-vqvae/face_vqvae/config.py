@@ -56,7 +56,9 @@ MEAD_EMOTIONS: tuple[str, ...] = (
     "contempt",
 )
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The service folder: configs/ and checkpoints/ beside the package (settings.assets_dir can move them).
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+CONFIG_DIR = SERVICE_DIR / "configs"
 
 
 class ModelConfig(BaseModel):
@@ -87,12 +89,36 @@ class AudioEncoderConfig(BaseModel):
     """Which pretrained speech encoder feeds the feature predictor, and how much of it trains."""
 
     name: Literal["whisper", "hubert", "wav2vec2"] = "whisper"
-    path: Path | None = Field(None, description="local transformers folder; None builds `random` instead")
+    path: Path | None = Field(
+        None,
+        description="local transformers folder (Whisper: also a CTranslate2 folder); None: `pretrained`, "
+        "else a random encoder built from `random`",
+    )
+    pretrained: Literal["whisper-base"] | None = Field(
+        None, description="Whisper-base from the project's importer (shared.encoders.whisper): no folder"
+    )
+    window_s: int | None = Field(
+        None,
+        gt=0,
+        description="Whisper only: window length in seconds (the pretrained one is 30); a shorter window "
+        "truncates the positional table and cuts the cost, the features then differ from 30 s windows",
+    )
     random: dict[str, Any] = Field(
         default_factory=dict, description="transformers config kwargs for a randomly initialised encoder"
     )
     finetune: bool = Field(True, description="train the encoder in stage 2 (except the frozen parts below)")
     frozen_layers: list[int] = Field([0, 1], description="Transformer layers kept frozen when fine-tuning")
+
+    @model_validator(mode="after")
+    def _check(self) -> AudioEncoderConfig:
+        if self.name != "whisper" and (self.pretrained or self.window_s):
+            raise ValueError("audio_encoder.pretrained and window_s apply to the whisper encoder only")
+        return self
+
+    @property
+    def has_weights(self) -> bool:
+        """True when the encoder comes from pretrained weights rather than a random initialisation."""
+        return self.path is not None or self.pretrained is not None
 
 
 class StyleConfig(BaseModel):
@@ -132,9 +158,9 @@ class FaceVqvaeConfig(BaseModel):
     train: TrainConfig = TrainConfig()
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> FaceVqvaeConfig:
-        """Read a YAML file; a bare name (`tiny`, `full`, `official`) means the file in configs/."""
+    def from_yaml(cls, path: str | Path, config_dir: Path = CONFIG_DIR) -> FaceVqvaeConfig:
+        """Read a YAML file; a bare name (`tiny`, `full`, `demo`, `official`) means the file in config_dir."""
         path = Path(path)
         if not path.suffix and not path.exists():
-            path = CONFIG_DIR / f"{path}.yaml"
+            path = Path(config_dir) / f"{path}.yaml"
         return cls.model_validate(yaml.safe_load(path.read_text()) or {})

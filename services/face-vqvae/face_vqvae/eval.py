@@ -3,6 +3,8 @@
 Vertices come from a linear rig file (`--rig rig.npz`: `template` [V, 3], `basis` [D, V, 3] displacement per
 unit of each layout channel, `lip` and `upper` vertex indices). That is exact for ARKit blendshapes; for
 FLAME it linearises the jaw rotation (upstream runs full FLAME skinning, which needs the licensed model).
+Without a rig, ARKit-52 is scored on the weight curves themselves: each of the 52 channels is a 1-d
+"vertex", jaw* and mouth* are the lip set, brow* and eye* the upper face (units: weight², not metres).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face_vqvae.checkpoints import load_probtalk3d, read_state_dict
-from face_vqvae.config import FaceVqvaeConfig
 from face_vqvae.data import MeadDataset
-from face_vqvae.layouts import LAYOUTS
+from face_vqvae.layouts import LAYOUTS, MotionLayout
+from face_vqvae.loading import build_model, resolve
 from face_vqvae.metrics import FaceMetrics
-from face_vqvae.model import build_probtalk3d
+from face_vqvae.settings import FaceVqvaeSettings
 from face_vqvae.style import StyleVocabulary
+from face_vqvae.train import SpeechFeatures
 
 
 def rig_vertices(raw: np.ndarray, template: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -28,12 +30,25 @@ def rig_vertices(raw: np.ndarray, template: np.ndarray, basis: np.ndarray) -> np
     return template + np.einsum("...td,dvc->...tvc", raw, basis)
 
 
+def curve_rig(layout: MotionLayout) -> dict[str, np.ndarray]:
+    """A rig whose vertices are the layout's own channels (identity basis), for scoring without a mesh."""
+    if layout.name != "arkit-52":
+        raise SystemExit(f"{layout.name} curves have no lip/upper-face channel sets: pass --rig")
+    names = layout.channel_names
+    return {
+        "template": np.zeros((layout.dims, 1), np.float32),
+        "basis": np.eye(layout.dims, dtype=np.float32)[:, :, None],
+        "lip": np.array([i for i, n in enumerate(names) if n.startswith(("jaw", "mouth"))]),
+        "upper": np.array([i for i, n in enumerate(names) if n.startswith(("brow", "eye"))]),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="tiny")
+    parser.add_argument("--config", help="YAML path or name in configs/ (default: the checkpoint's own)")
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--rig", type=Path, required=True)
+    parser.add_argument("--rig", type=Path, help="linear rig .npz; ARKit-52 without one: scored on curves")
     parser.add_argument("--split", default="test")
     parser.add_argument("--samples", type=int, default=10, help="samples per test sequence (upstream: 10)")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 = argmin (upstream default 0.2)")
@@ -43,13 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="write the metrics JSON here as well")
     args = parser.parse_args(argv)
 
-    config = FaceVqvaeConfig.from_yaml(args.config)
+    config, state = resolve(
+        FaceVqvaeSettings(checkpoint=args.checkpoint, config=args.config, trust_pickle=args.trust_pickle)
+    )
     layout = LAYOUTS[config.layout]
     styles = StyleVocabulary.from_config(config.style)
-    model = build_probtalk3d(config)
-    load_probtalk3d(model, read_state_dict(args.checkpoint, args.trust_pickle))
-    model.to(args.device).eval()
-    rig = np.load(args.rig)
+    model = build_model(config, state).to(args.device)
+    rig = dict(np.load(args.rig)) if args.rig else curve_rig(layout)
     template, basis = rig["template"], rig["basis"]
     metrics = FaceMetrics(
         rig["lip"].tolist(), rig["upper"].tolist(), template, np.random.default_rng(args.seed)
@@ -64,17 +79,19 @@ def main(argv: list[str] | None = None) -> None:
         need_audio=True,
         sample_rate=config.sample_rate,
     )
+    # The data repeats each clip across emotions and intensities: its speech features are computed once.
+    features = SpeechFeatures(model, frozen=True)
     with torch.inference_mode():
         for sample in dataset:
             item, motion = sample["item"], sample["motion"]
-            audio = model.audio_features(sample["wave"].to(args.device), num_frames=motion.shape[0])
+            audio = features(sample["wave"].to(args.device), motion.shape[0])
             style = styles.encode(item.identity, item.emotion, item.intensity)[None].to(args.device)
             z_hat = model.predict_latent(audio, style)
             pred = model.sample(z_hat, args.samples, args.temperature, generator)[0]
             gt_raw = layout.from_model(motion[: pred.shape[1]]).numpy()
             pred_raw = layout.from_model(pred).float().cpu().numpy()
             metrics.update(rig_vertices(gt_raw, template, basis), rig_vertices(pred_raw, template, basis))
-    result = {"sequences": len(dataset), **metrics.compute()}
+    result = {"sequences": len(dataset), "space": "rig" if args.rig else "curves", **metrics.compute()}
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))

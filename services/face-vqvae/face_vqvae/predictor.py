@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,19 +12,18 @@ from orate.v1.common_pb2 import Motion
 from orate.v1.models_pb2 import FaceVqvaeRequest, FaceVqvaeResponse
 
 from face_vqvae._audio import load_speech
-from face_vqvae.checkpoints import load_probtalk3d, read_state_dict
-from face_vqvae.config import FaceVqvaeConfig
 from face_vqvae.layouts import LAYOUTS
-from face_vqvae.model import build_probtalk3d
+from face_vqvae.loading import build_model, resolve
+from face_vqvae.model import ProbTalk3D
+from face_vqvae.settings import load_settings
 from face_vqvae.style import StyleVocabulary, UnknownStyleError
 from shared.media import MediaError, validate_audio
 from shared.serving.predictor import InvalidRequest, Predictor
 
 
 class FaceVqvaePredictor(Predictor):
-    """Config keys: `config` (YAML path or name, default `full`), `checkpoint` (stage-2 `.ckpt`/`.pt`;
-    None keeps random weights), `device` (default cpu), `trust_pickle` (allow Lightning pickles, for trusted
-    files only).
+    """Config keys: those of `FaceVqvaeSettings` (checkpoint, config, audio encoder, max_audio_s, device,
+    ...), over the environment's ORATE_FACE_VQVAE__* values.
 
     temperature 0 decodes by argmin (every sample identical); 0 < τ <= max draws codes from
     softmax(-d/τ) with a generator seeded by `seed`, so a request is reproducible.
@@ -37,24 +34,22 @@ class FaceVqvaePredictor(Predictor):
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        self.settings = FaceVqvaeConfig.from_yaml(config.get("config", "full"))
-        self.layout = LAYOUTS[self.settings.layout]
-        self.styles = StyleVocabulary.from_config(self.settings.style)
-        self.device = torch.device(config.get("device", "cpu"))
-        self.model: torch.nn.Module | None = None
-        limits, model = self.settings.limits, self.settings.model
-        if math.ceil(limits.max_audio_s * self.settings.fps) > model.max_len:
-            raise ValueError("limits.max_audio_s is longer than the positional table (model.max_len frames)")
+        self.settings = load_settings(**config)
+        # The checkpoint is read here because its stored config sets the limits and styles check() uses.
+        self.model_config, self._state = resolve(self.settings)
+        self.layout = LAYOUTS[self.model_config.layout]
+        self.styles = StyleVocabulary.from_config(self.model_config.style)
+        self.device = torch.device(self.settings.device)
+        self.model: ProbTalk3D | None = None
 
     def load(self) -> None:
-        model = build_probtalk3d(self.settings)
-        checkpoint = self.config.get("checkpoint")
-        if checkpoint:
-            load_probtalk3d(model, read_state_dict(Path(checkpoint), bool(self.config.get("trust_pickle"))))
-        self.model = model.to(self.device).eval()
+        if self.settings.num_threads is not None:
+            torch.set_num_threads(self.settings.num_threads)
+        self.model = build_model(self.model_config, self._state, self.settings.init_seed).to(self.device)
+        self._state = None
 
     def check(self, request: FaceVqvaeRequest) -> None:
-        limits = self.settings.limits
+        limits = self.model_config.limits
         try:
             validate_audio(request.audio.data, min_seconds=limits.min_audio_s, max_seconds=limits.max_audio_s)
         except MediaError as error:
@@ -74,11 +69,14 @@ class FaceVqvaePredictor(Predictor):
 
     @torch.inference_mode()
     def predict(self, batch: Sequence[FaceVqvaeRequest]) -> list[FaceVqvaeResponse]:
-        """Speech encoders run per request (lengths differ); the predictor runs once per group of equal
-        length; sampling and decoding run per request with its own seeded generator."""
+        """The speech encoder sees the whole batch (Whisper shares passes across requests); the predictor
+        runs once per group of equal length; sampling and decoding run per request with its own seeded
+        generator."""
         if self.model is None:
             raise RuntimeError("load() must run before predict()")
-        features = [self._features(request) for request in batch]
+        rate = self.model_config.sample_rate
+        waves = [torch.from_numpy(load_speech(r.audio.data, rate)).to(self.device) for r in batch]
+        features = self.model.audio_features_batch(waves)
         by_length: dict[int, list[int]] = defaultdict(list)
         for i, f in enumerate(features):
             by_length[f.shape[1]].append(i)
@@ -92,10 +90,6 @@ class FaceVqvaePredictor(Predictor):
                 latents[i] = z
         return [self._respond(request, latents[i]) for i, request in enumerate(batch)]
 
-    def _features(self, request: FaceVqvaeRequest) -> torch.Tensor:
-        wave = torch.from_numpy(load_speech(request.audio.data, self.settings.sample_rate)).to(self.device)
-        return self.model.audio_features(wave)
-
     def _respond(self, request: FaceVqvaeRequest, z_hat: torch.Tensor) -> FaceVqvaeResponse:
         generator = torch.Generator(device=self.device).manual_seed(request.seed)
         num_samples = max(request.num_samples, 1)
@@ -106,7 +100,7 @@ class FaceVqvaePredictor(Predictor):
             samples=[
                 Motion(
                     layout=self.layout.name,
-                    fps=self.settings.fps,
+                    fps=self.model_config.fps,
                     frames=frames,
                     dims=dims,
                     data_f32=np.ascontiguousarray(sample).tobytes(),

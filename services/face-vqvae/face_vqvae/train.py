@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 import torch
 
-from face_vqvae.checkpoints import load_motion_prior, read_state_dict
+from face_vqvae.checkpoints import load_motion_prior, read_state_dict, stage2_state_dict
 from face_vqvae.config import FaceVqvaeConfig
 from face_vqvae.data import MeadDataset
 from face_vqvae.layouts import LAYOUTS
@@ -29,21 +31,44 @@ def prior_losses(model: MotionPrior, motion: torch.Tensor, loss_fn: MotionPriorL
 
 def predictor_losses(
     model: ProbTalk3D,
-    wave: torch.Tensor,
+    audio: torch.Tensor,
     motion: torch.Tensor,
     style: torch.Tensor,
     loss_fn: FeaturePredictorLoss,
 ) -> dict:
-    """Stage-2 losses of one sequence: wave [N] at 16 kHz, motion [1, T, D], style [1, S].
+    """Stage-2 losses of one sequence: paired speech features [1, Ta, A], motion [1, T, D], style [1, S].
 
     Audio and motion are cut to the shorter of the two, as upstream's `resample_input` does.
     """
-    audio = model.audio_features(wave, num_frames=motion.shape[1])
-    motion = motion[:, : audio.shape[1]]
+    audio, motion = audio[:, : motion.shape[1]], motion[:, : audio.shape[1]]
     quant_pred = model.motion_prior.quantize(model.predict_latent(audio, style)).z_q
     with torch.no_grad():
         quant_ref = model.motion_prior.get_quant(motion).z_q
     return loss_fn(quant_pred, quant_ref, model.motion_prior.motion_decoder(quant_pred), motion)
+
+
+class SpeechFeatures:
+    """Paired speech features of a clip; a fully frozen encoder's are computed once per clip and kept.
+
+    With a frozen pretrained encoder (Whisper-base in `demo.yaml`) the features never change, and computing
+    them dominates a CPU step; 3DMEAD-style data also repeats each clip across emotions and intensities, so
+    the cache is keyed by the audio itself.
+    """
+
+    def __init__(self, model: ProbTalk3D, frozen: bool) -> None:
+        self.model = model
+        self.frozen = frozen
+        self._cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    def __call__(self, wave: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """wave [N] at 16 kHz -> [1, T, A] with T <= num_frames."""
+        if not self.frozen:
+            return self.model.audio_features(wave, num_frames=num_frames)
+        key = (hashlib.blake2b(wave.cpu().numpy().tobytes(), digest_size=16).hexdigest(), num_frames)
+        if key not in self._cache:
+            with torch.no_grad():
+                self._cache[key] = self.model.audio_features(wave, num_frames=num_frames)
+        return self._cache[key]
 
 
 def _stage_losses(
@@ -53,13 +78,15 @@ def _stage_losses(
     loss_fn: MotionPriorLoss | FeaturePredictorLoss,
     styles: StyleVocabulary,
     device: str,
+    features: SpeechFeatures | None = None,
 ) -> dict:
     motion = sample["motion"][None].to(device)
     if stage == 1:
         return prior_losses(model, motion, loss_fn)
     item = sample["item"]
     style = styles.encode(item.identity, item.emotion, item.intensity)[None].to(device)
-    return predictor_losses(model, sample["wave"].to(device), motion, style, loss_fn)
+    audio = features(sample["wave"].to(device), motion.shape[1])
+    return predictor_losses(model, audio, motion, style, loss_fn)
 
 
 def _mean_val_loss(
@@ -69,10 +96,13 @@ def _mean_val_loss(
     loss_fn: MotionPriorLoss | FeaturePredictorLoss,
     styles: StyleVocabulary,
     device: str,
+    features: SpeechFeatures | None,
 ) -> float:
     model.eval()
     with torch.no_grad():
-        totals = [float(_stage_losses(stage, model, s, loss_fn, styles, device)["total"]) for s in dataset]
+        totals = [
+            float(_stage_losses(stage, model, s, loss_fn, styles, device, features)["total"]) for s in dataset
+        ]
     return sum(totals) / len(totals) if totals else math.nan
 
 
@@ -96,6 +126,14 @@ def build_stage(
     return model, FeaturePredictorLoss(layout), optimizer
 
 
+def _checkpoint(stage: int, model: torch.nn.Module, config: FaceVqvaeConfig) -> dict[str, torch.Tensor]:
+    """Weights to save; stage 2 leaves out a frozen pretrained speech encoder (it loads from its source)."""
+    if stage == 1:
+        return model.state_dict()
+    encoder = config.audio_encoder
+    return stage2_state_dict(model, with_audio_encoder=encoder.finetune or not encoder.has_weights)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stage", type=int, choices=(1, 2), required=True)
@@ -104,17 +142,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--prior", type=Path, help="stage-1 checkpoint (ours or upstream's), stage 2 only")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
+    parser.add_argument("--max-minutes", type=float, help="stop after the step that passes this wall time")
+    parser.add_argument("--val-every", type=int, help="validate every N steps instead of once per epoch")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--trust-pickle", action="store_true", help="allow Lightning pickles (trusted files)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(args.seed)
+    started = time.monotonic()
+    deadline = started + 60 * args.max_minutes if args.max_minutes is not None else math.inf
 
     config = FaceVqvaeConfig.from_yaml(args.config)
     styles = StyleVocabulary.from_config(config.style)
     model, loss_fn, optimizer = build_stage(args.stage, config, args.prior, args.trust_pickle)
     model.to(args.device)
+    features = SpeechFeatures(model, frozen=not config.audio_encoder.finetune) if args.stage == 2 else None
     datasets = {
         split: MeadDataset(
             args.data,
@@ -130,36 +173,53 @@ def main(argv: list[str] | None = None) -> None:
     if not len(datasets["train"]):
         raise SystemExit(f"no training items under {args.data}")
     args.out.mkdir(parents=True, exist_ok=True)
-    best, stale, history = math.inf, 0, []
+    best, stale, history, steps, validated = math.inf, 0, [], 0, 0
+
+    def validate(epoch: int) -> bool:
+        """Score the val split, keep the best weights; True after `patience` checks without improving."""
+        nonlocal best, stale, validated
+        val = _mean_val_loss(
+            args.stage, model, datasets["val"] or datasets["train"], loss_fn, styles, args.device, features
+        )
+        model.train()
+        validated, elapsed = steps, time.monotonic() - started
+        history.append({"epoch": epoch, "steps": steps, "val_total": val, "elapsed_s": round(elapsed, 1)})
+        logger.info(
+            "stage %d epoch %d step %d val total %.5f (%.0f s)", args.stage, epoch, steps, val, elapsed
+        )
+        if val >= best:
+            stale += 1
+            return stale >= config.train.patience
+        best, stale = val, 0
+        checkpoint = {"state_dict": _checkpoint(args.stage, model, config), "stage": args.stage}
+        checkpoint |= {"config": config.model_dump(mode="json"), "epoch": epoch, "val_total": val}
+        torch.save(checkpoint, args.out / f"stage{args.stage}.pt")
+        return False
+
+    stop = False
     for epoch in range(args.epochs or config.train.max_epochs):
         model.train()
         # Batch size 1 over whole sequences, in a fresh order each epoch (upstream's setting).
         for index in torch.randperm(len(datasets["train"])).tolist():
-            losses = _stage_losses(args.stage, model, datasets["train"][index], loss_fn, styles, args.device)
+            sample = datasets["train"][index]
+            losses = _stage_losses(args.stage, model, sample, loss_fn, styles, args.device, features)
             optimizer.zero_grad()
             losses["total"].backward()
             optimizer.step()
-        val = _mean_val_loss(
-            args.stage, model, datasets["val"] or datasets["train"], loss_fn, styles, args.device
-        )
-        history.append({"epoch": epoch, "val_total": val})
-        logger.info("stage %d epoch %d val total %.5f", args.stage, epoch, val)
-        if val < best:
-            best, stale = val, 0
-            torch.save(
-                {
-                    "state_dict": model.state_dict(),
-                    "config": config.model_dump(mode="json"),
-                    "stage": args.stage,
-                    "epoch": epoch,
-                    "val_total": val,
-                },
-                args.out / f"stage{args.stage}.pt",
-            )
-        else:
-            stale += 1
-            if stale >= config.train.patience:
+            steps += 1
+            due = args.val_every and steps - validated >= args.val_every
+            # Validate first: a check that runs past the deadline then ends the stage without another one.
+            if (due and validate(epoch)) or time.monotonic() > deadline:
+                stop = True
                 break
+        if (stop or not args.val_every) and steps > validated and validate(epoch):
+            stop = True
+        if stop:
+            break
+    if steps > validated:
+        validate(epoch)
+    if time.monotonic() > deadline:
+        logger.info("stage %d stopped at the %.1f min budget", args.stage, args.max_minutes)
     (args.out / f"stage{args.stage}_history.json").write_text(json.dumps(history, indent=1))
 
 

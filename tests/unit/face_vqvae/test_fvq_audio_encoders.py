@@ -83,3 +83,15 @@ def test_whisper_loads_from_a_transformers_folder(tmp_path: Path) -> None:
     full.encoder.save_pretrained(tmp_path / "encoder")
     encoder = build_audio_encoder(AudioEncoderConfig(name="whisper", path=tmp_path / "encoder"))
     assert torch.equal(encoder.audiomodel.layers[1].fc2.weight, full.encoder.layers[1].fc2.weight)
+
+
+def test_whisper_batch_of_clips_equals_one_clip_at_a_time() -> None:
+    torch.manual_seed(0)
+    encoder = build_audio_encoder(AudioEncoderConfig(name="whisper", random=TINY_WHISPER)).eval()
+    waves = [torch.randn(n) * 0.1 for n in (24000, 6400, 41600)]  # 1.5 s, 0.4 s and 2.6 s: 2 + 1 + 3 windows
+    with torch.no_grad():
+        together = encoder.encode_batch(waves)
+        alone = [encoder(w) for w in waves]
+    assert [f.shape[1] for f in together] == [75, 20, 130]
+    for a, b in zip(together, alone, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -28,7 +28,7 @@ def predictor() -> FaceVqvaePredictor:
     import torch
 
     torch.manual_seed(0)
-    predictor = FaceVqvaePredictor(config="tiny")
+    predictor = FaceVqvaePredictor(config="tiny", allow_random_init=True)
     predictor.load()
     return predictor
 

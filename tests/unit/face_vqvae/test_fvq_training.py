@@ -58,11 +58,14 @@ def test_stage2_step_lowers_loss_and_keeps_prior_frozen(tiny_config: FaceVqvaeCo
     def evaluate() -> float:
         model.eval()
         with torch.no_grad():
-            return float(predictor_losses(model, wave, motion, style, loss_fn)["total"])
+            audio = model.audio_features(wave, num_frames=motion.shape[1])
+            return float(predictor_losses(model, audio, motion, style, loss_fn)["total"])
 
     before = evaluate()
     model.train()
-    losses = predictor_losses(model, wave, motion, style, loss_fn)
+    losses = predictor_losses(
+        model, model.audio_features(wave, num_frames=motion.shape[1]), motion, style, loss_fn
+    )
     optimizer.zero_grad()
     losses["total"].backward()
     optimizer.step()

@@ -44,6 +44,11 @@ class ProbTalk3D(nn.Module):
         features = self.feature_extractor(wave)
         return pair_frames(features, self.feature_extractor.frame_rate, self.fps, num_frames)
 
+    def audio_features_batch(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Several clips at once (the encoder may share passes): one [1, T_i, A] per wave [N_i]."""
+        rate = self.feature_extractor.frame_rate
+        return [pair_frames(f, rate, self.fps) for f in self.feature_extractor.encode_batch(waves)]
+
     def predict_latent(self, audio: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """audio [B, T, A], style [B, S] -> ẑ [B, T, C] (continuous, before the codebook)."""
         return self.feature_predictor(audio, style)
