@@ -37,7 +37,7 @@ def _mixture_inputs(work_dir: Path) -> tuple[dict, dict[str, bytes], str]:
 
 def _speech_inputs(work_dir: Path) -> tuple[dict, dict[str, bytes], str]:
     speech = synthesize(DEMO_TEXT, "flite:slt")
-    inputs = {"identity": "M003", "emotion": "happy", "intensity": 1, "num_samples": 1}
+    inputs = {"identity": "flite-slt", "emotion": "happy", "intensity": 1, "num_samples": 1}
     return inputs, {"audio": encode_wav(speech.waveform, speech.sample_rate)}, f"text: {DEMO_TEXT}"
 
 
