@@ -7,61 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# Apple ARKit blendshape names, alphabetical (the order MediaPipe and most ARKit exporters use).
-ARKIT_NAMES: tuple[str, ...] = (
-    "browDownLeft",
-    "browDownRight",
-    "browInnerUp",
-    "browOuterUpLeft",
-    "browOuterUpRight",
-    "cheekPuff",
-    "cheekSquintLeft",
-    "cheekSquintRight",
-    "eyeBlinkLeft",
-    "eyeBlinkRight",
-    "eyeLookDownLeft",
-    "eyeLookDownRight",
-    "eyeLookInLeft",
-    "eyeLookInRight",
-    "eyeLookOutLeft",
-    "eyeLookOutRight",
-    "eyeLookUpLeft",
-    "eyeLookUpRight",
-    "eyeSquintLeft",
-    "eyeSquintRight",
-    "eyeWideLeft",
-    "eyeWideRight",
-    "jawForward",
-    "jawLeft",
-    "jawOpen",
-    "jawRight",
-    "mouthClose",
-    "mouthDimpleLeft",
-    "mouthDimpleRight",
-    "mouthFrownLeft",
-    "mouthFrownRight",
-    "mouthFunnel",
-    "mouthLeft",
-    "mouthLowerDownLeft",
-    "mouthLowerDownRight",
-    "mouthPressLeft",
-    "mouthPressRight",
-    "mouthPucker",
-    "mouthRight",
-    "mouthRollLower",
-    "mouthRollUpper",
-    "mouthShrugLower",
-    "mouthShrugUpper",
-    "mouthSmileLeft",
-    "mouthSmileRight",
-    "mouthStretchLeft",
-    "mouthStretchRight",
-    "mouthUpperUpLeft",
-    "mouthUpperUpRight",
-    "noseSneerLeft",
-    "noseSneerRight",
-    "tongueOut",
-)
+from shared.rigs.arkit import ARKIT_SHAPES
+
+# Apple ARKit blendshape names, alphabetical: the open rig's order (shared.rigs.arkit).
+ARKIT_NAMES: tuple[str, ...] = tuple(ARKIT_SHAPES)
 FLAME_NAMES: tuple[str, ...] = tuple(f"exp{i:02d}" for i in range(50)) + ("jaw_x", "jaw_y", "jaw_z")
 
 
