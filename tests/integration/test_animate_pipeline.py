@@ -68,18 +68,34 @@ def test_animate_turns_speech_into_face_motion_and_a_preview_as_long_as_the_spee
     assert probe_mp4(preview.content).duration_s == pytest.approx(audio_s, abs=1 / 25 + 0.05)
 
 
-def test_animate_refuses_an_unknown_emotion_with_the_reason(api: httpx.Client) -> None:
+@pytest.mark.parametrize(
+    ("inputs", "reason"),
+    [
+        ({"emotion": "bored"}, "'bored' is not one of neutral"),
+        ({"identity": "M003"}, "'M003' is not one of flite-slt"),
+        ({"intensity": 3}, "above the maximum 2"),
+        ({"temperature": -0.5}, "below the minimum 0"),
+    ],
+)
+def test_animate_refuses_bad_style_with_a_4xx_and_the_reason(
+    api: httpx.Client, inputs: dict, reason: str
+) -> None:
     speech = synthesize("Hello there.", "flite:slt")
     response = api.post(
         "/v1/jobs",
-        data={"request": json.dumps({"pipeline": "animate", "inputs": {"emotion": "bored"}})},
+        data={"request": json.dumps({"pipeline": "animate", "inputs": inputs})},
         files={"audio": ("speech.wav", encode_wav(speech.waveform, speech.sample_rate), "audio/wav")},
     )
-    assert response.status_code == 202
-    job_id = response.json()["job_id"]
-    deadline = time.monotonic() + 120
-    while (job := api.get(f"/v1/jobs/{job_id}").json())["status"] not in {"succeeded", "failed"}:
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-    assert job["status"] == "failed" and "bored" in job["error"]
-    assert job["stages"]["face"]["attempt"] == 1  # an invalid request is not retried
+    assert response.status_code == 422 and reason in response.json()["error"]["message"], response.text
+
+
+def test_animate_refuses_too_short_audio(api: httpx.Client) -> None:
+    short = encode_wav(np.zeros(1600, np.float32) + 0.1, 16000)
+    response = api.post(
+        "/v1/jobs",
+        data={"request": json.dumps({"pipeline": "animate", "inputs": {}})},
+        files={"audio": ("short.wav", short, "audio/wav")},
+    )
+    assert response.status_code == 422 and "at least 0.5 s" in response.json()["error"]["message"], (
+        response.text
+    )

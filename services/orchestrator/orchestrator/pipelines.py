@@ -86,6 +86,9 @@ class InputSpec(BaseModel):
     description: str = ""
     min_seconds: float = Field(0.0, ge=0, description="audio only")
     max_seconds: float | None = Field(None, gt=0, description="audio only; the API's cap applies as well")
+    choices: list[Any] | None = Field(None, description="the values allowed, when it is a closed set")
+    minimum: float | None = Field(None, description="numbers only")
+    maximum: float | None = Field(None, description="numbers only")
 
     @model_validator(mode="after")
     def _check(self) -> InputSpec:
@@ -93,6 +96,8 @@ class InputSpec(BaseModel):
             raise ValueError(f"{self.type} inputs cannot have a default")
         if self.type != "audio" and (self.min_seconds or self.max_seconds is not None):
             raise ValueError("min_seconds/max_seconds apply to audio inputs only")
+        if self.type != "number" and (self.minimum is not None or self.maximum is not None):
+            raise ValueError("minimum/maximum apply to number inputs only")
         if self.default is not None:
             self.check_value(self.default)
         return self
@@ -101,6 +106,12 @@ class InputSpec(BaseModel):
         """Raise ValueError unless a non-media value has this input's type (json takes any value)."""
         if not SCALAR_CHECKS[self.type](value):
             raise ValueError(f"expected a {self.type}, got {type(value).__name__}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"{value} is below the minimum {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"{value} is above the maximum {self.maximum:g}")
 
 
 class StageSpec(BaseModel):

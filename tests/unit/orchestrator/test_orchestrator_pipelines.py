@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from orate.v1 import jobs_pb2
-from orchestrator.pipelines import PipelineError, ServiceNotDeployed, load_pipeline, load_pipelines
+from orchestrator.pipelines import InputSpec, PipelineError, ServiceNotDeployed, load_pipeline, load_pipelines
 from orchestrator.process import read_deployments
 from orchestrator.settings import OrchestratorSettings
 from orchestrator_fakes import DEPLOYMENTS, PERFORM, TALK, make_pipelines
@@ -160,3 +160,21 @@ def test_pipeline_dirs_env_var_is_a_path_list(monkeypatch: pytest.MonkeyPatch, t
     assert settings.pipeline_dirs == [tmp_path / "a", tmp_path / "b"]
     assert settings.deployments_file == Path("/etc/orate/deployments.yaml")
     assert settings.api.http_port == 8080
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "reason"),
+    [
+        ({"type": "text", "choices": ["happy", "sad"]}, "bored", "'bored' is not one of happy, sad"),
+        ({"type": "number", "minimum": 0, "maximum": 2}, 3, "above the maximum 2"),
+        ({"type": "number", "minimum": 0, "maximum": 2}, -1, "below the minimum 0"),
+    ],
+)
+def test_input_choices_and_ranges_are_enforced(spec: dict, value: Any, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        InputSpec.model_validate(spec).check_value(value)
+
+
+def test_ranges_apply_to_numbers_only() -> None:
+    with pytest.raises(ValueError, match="numbers only"):
+        InputSpec.model_validate({"type": "text", "minimum": 1})
