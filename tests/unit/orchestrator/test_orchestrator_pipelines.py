@@ -176,5 +176,5 @@ def test_input_choices_and_ranges_are_enforced(spec: dict, value: Any, reason: s
 
 
 def test_ranges_apply_to_numbers_only() -> None:
-    with pytest.raises(ValueError, match="numbers only"):
+    with pytest.raises(ValueError, match="apply to number inputs only"):
         InputSpec.model_validate({"type": "text", "minimum": 1})
