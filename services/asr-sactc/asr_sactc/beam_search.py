@@ -58,11 +58,18 @@ def joint_beam_search(
         ys = torch.tensor([[sos, *h.yseq] for h in running], device=encoder_out.device)
         att = model.decoder.score(ys, encoder_out[None].expand(len(running), -1, -1)).double().cpu()
         candidates: list[Hypothesis] = []
-        for h, att_scores in zip(running, att, strict=True):
-            top = torch.topk(att_scores, pre_beam).indices
-            if step == max_len:
-                top = torch.tensor([eos])  # force the end at the length limit
-            psi_new, states = ctc.score(len(h.yseq), h.yseq[-1] if h.yseq else None, h.ctc_state, top)
+        if step == max_len:  # force the end at the length limit
+            tops = torch.full((len(running), 1), eos)
+        else:
+            tops = torch.topk(att, pre_beam, dim=-1).indices
+        # Every running hypothesis has `step` tokens, so one CTC pass scores all of them.
+        psi_all, states_all = ctc.score_batch(
+            step,
+            [h.yseq[-1] if h.yseq else None for h in running],
+            torch.stack([h.ctc_state for h in running]),
+            tops,
+        )
+        for h, att_scores, top, psi_new, states in zip(running, att, tops, psi_all, states_all, strict=True):
             joint = (1 - ctc_weight) * att_scores[top]
             if ctc_weight > 0:  # 0 · (-inf) would be NaN for prefixes CTC rules out
                 joint = joint + ctc_weight * (psi_new - h.ctc_psi)

@@ -1,6 +1,7 @@
 """LibriSpeechMix-style jsonl mixtures → waveforms, SOT token targets and per-speaker references."""
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,17 @@ class LibriSpeechMixDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def duration(self, index: int) -> float:
+        """Mixture length in seconds from the line's delays and durations (a generator's "duration" first);
+        0 when the line gives neither, so such lines sort first."""
+        entry = self.entries[index]
+        if "duration" in entry:
+            return float(entry["duration"])
+        if "durations" not in entry:
+            return 0.0
+        delays = entry.get("delays", [0.0] * len(entry["durations"]))
+        return max(float(d) + float(u) for d, u in zip(delays, entry["durations"], strict=True))
+
     def __getitem__(self, index: int) -> MixtureExample:
         entry = self.entries[index]
         delays = [float(d) for d in entry.get("delays", [0.0] * len(entry["texts"]))]
@@ -83,6 +95,38 @@ class LibriSpeechMixDataset(torch.utils.data.Dataset):
             speaker_texts=[" ".join(entry["texts"][i].split()) for i in order],
             overlap=overlap_ratio(delays, durations),
         )
+
+
+class LengthBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """ESPnet-style sorted batches: mixtures sorted by length and packed while the padded batch
+    (count × longest) stays within batch_seconds of audio; the batch order is reshuffled every epoch.
+
+    Padding costs little and short mixtures come in larger batches, so an epoch needs fewer steps.
+
+    Args:
+        durations: seconds per mixture.
+        batch_seconds: padded audio per batch (a longer mixture still gets a batch of its own).
+        generator: the shuffle's random source (None: torch's global one).
+    """
+
+    def __init__(
+        self, durations: list[float], batch_seconds: float, generator: torch.Generator | None = None
+    ) -> None:
+        self.generator = generator
+        self.batches: list[list[int]] = [[]]
+        for i in sorted(range(len(durations)), key=lambda i: durations[i]):
+            if self.batches[-1] and (len(self.batches[-1]) + 1) * durations[i] > batch_seconds:
+                self.batches.append([])
+            self.batches[-1].append(i)
+        if not self.batches[-1]:
+            self.batches.pop()
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in torch.randperm(len(self.batches), generator=self.generator).tolist():
+            yield self.batches[i]
 
 
 def collate(examples: list[MixtureExample], tokenizer: Tokenizer, ignore_id: int = -1) -> dict:

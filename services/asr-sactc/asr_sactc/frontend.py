@@ -99,7 +99,7 @@ class DefaultFrontend(torch.nn.Module):
         """[B, N] waveform in [-1, 1], [B] samples → [B, T, n_mels] log-Mel at the hop rate, [B] frames."""
         window = torch.hann_window(self.win_length, dtype=speech.dtype, device=speech.device)
         spec = torch.stft(
-            speech,
+            self._reflect_ends(speech, speech_lengths),
             self.n_fft,
             self.hop_length,
             self.win_length,
@@ -113,3 +113,21 @@ class DefaultFrontend(torch.nn.Module):
         feats = self.logmel(spec.real**2 + spec.imag**2)
         feats_lengths = speech_lengths // self.hop_length + 1
         return feats.masked_fill(make_pad_mask(feats_lengths, feats.size(1))[:, :, None], 0.0), feats_lengths
+
+    def _reflect_ends(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> torch.Tensor:
+        """A copy of the batch whose shorter utterances continue past their end with their own reflection.
+
+        The last centred frames of an utterance reach n_fft/2 samples past its end; alone, torch.stft
+        reflect-pads there, in a batch it would see the next utterance's padding. Reflecting each end
+        makes every utterance's features in a batch equal to its features alone (ESPnet feeds the zeros).
+        """
+        half, total = self.n_fft // 2, speech.size(1)
+        if bool((speech_lengths >= total).all()):
+            return speech
+        speech = speech.clone()
+        for i, length in enumerate(speech_lengths.tolist()):
+            # reflect excludes the edge sample, as torch.stft's pad_mode="reflect" does.
+            span = min(half, total - length, length - 1)
+            if span > 0:
+                speech[i, length : length + span] = speech[i, length - 1 - span : length - 1].flip(0)
+        return speech

@@ -62,8 +62,14 @@ class SACTCRecognizer:
         self._decode = DECODERS["greedy" if self.model.decoder is None else decode]
 
     @torch.no_grad()
-    def transcribe(self, waveforms: Sequence[np.ndarray], sample_rate: int = 16000) -> list[list[str]]:
-        """Mono float waveforms [N] in [-1, 1] at `sample_rate` Hz → per-speaker transcripts in SOT order."""
+    def transcribe(
+        self, waveforms: Sequence[np.ndarray], sample_rate: int = 16000, beam_size: int | None = None
+    ) -> list[list[str]]:
+        """Mono float waveforms [N] in [-1, 1] at `sample_rate` Hz → per-speaker transcripts in SOT order.
+
+        beam_size overrides the config's `decode_conf.beam_size` for joint decoding (greedy has no beam).
+        """
+        conf = self.decode_conf if beam_size is None else {**self.decode_conf, "beam_size": beam_size}
         if sample_rate != self.sample_rate:
             waveforms = [soxr.resample(w, sample_rate, self.sample_rate) for w in waveforms]
         lengths = torch.tensor([len(w) for w in waveforms])
@@ -73,6 +79,6 @@ class SACTCRecognizer:
         encoder_out, encoder_lens = self.model.encode(speech.to(self.device), lengths.to(self.device))
         results = []
         for enc, n in zip(encoder_out, encoder_lens, strict=True):
-            ids = self._decode(self.model, enc[: int(n)], self.decode_conf)
+            ids = self._decode(self.model, enc[: int(n)], conf)
             results.append(split_sot_text(self.tokenizer.ids2text(ids)))
         return results

@@ -1,8 +1,9 @@
 """Multi-talker WER: permutation-invariant WER, cpWER via meeteval, and overlap-ratio subsets (OA-WER)."""
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 # Overlap-ratio subsets of the SACTC paper: (low, high] bounds on overlap duration / mixture duration.
 OVERLAP_SUBSETS: dict[str, tuple[float, float]] = {"low": (0.0, 0.2), "mid": (0.2, 0.5), "high": (0.5, 1.0)}
@@ -28,12 +29,30 @@ def pi_word_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[int, int]:
     Returns:
         (errors, reference words).
     """
+    from scipy.optimize import linear_sum_assignment
+
     n = max(len(refs), len(hyps))
     refs_p = list(refs) + [""] * (n - len(refs))
     hyps_p = list(hyps) + [""] * (n - len(hyps))
-    cost = [[word_errors(r, h) for h in hyps_p] for r in refs_p]
-    best = min(sum(cost[i][p[i]] for i in range(n)) for p in itertools.permutations(range(n)))
-    return best, sum(len(r.split()) for r in refs)
+    cost = np.array([[word_errors(r, h) for h in hyps_p] for r in refs_p]).reshape(n, n)
+    # The best permutation is a minimum-cost assignment: Hungarian, not n! permutations (a looping
+    # decoder can emit a dozen speaker changes).
+    rows, cols = linear_sum_assignment(cost)
+    return int(cost[rows, cols].sum()), sum(len(r.split()) for r in refs)
+
+
+def pi_char_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[int, int]:
+    """pi_word_errors on characters, a word boundary counting as one character (PI-CER).
+
+    Returns:
+        (errors, reference characters).
+    """
+    return pi_word_errors([_characters(r) for r in refs], [_characters(h) for h in hyps])
+
+
+def _characters(text: str) -> str:
+    # "_" marks the word boundary: it is no character of the transcripts, so it only matches itself.
+    return " ".join(" ".join(text.split()).replace(" ", "_"))
 
 
 def cp_word_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[int, int]:
@@ -89,13 +108,15 @@ class _Tally:
 
 @dataclass
 class MultiTalkerScore:
-    """Corpus WERs in percent; OA-WER is the mean of the low/mid/high subset WERs that have data."""
+    """Corpus WERs in percent; OA-WER is the mean of the low/mid/high subset WERs that have data; CER is the
+    permutation-invariant character error rate."""
 
     wer: float
     cpwer: float
     subsets: dict[str, float] = field(default_factory=dict)
     oa_wer: float = float("nan")
     utterances: int = 0
+    cer: float = float("nan")
 
 
 def score_corpus(items: Iterable[tuple[Sequence[str], Sequence[str], float]]) -> MultiTalkerScore:
@@ -103,17 +124,18 @@ def score_corpus(items: Iterable[tuple[Sequence[str], Sequence[str], float]]) ->
 
     WER is errors summed over utterances divided by reference words summed over utterances, per subset too.
     """
-    pi, cp = _Tally(), _Tally()
+    pi, cp, chars = _Tally(), _Tally(), _Tally()
     subsets = {name: _Tally() for name in OVERLAP_SUBSETS}
     count = 0
     for refs, hyps, ratio in items:
         errors, words = pi_word_errors(refs, hyps)
         pi.add(errors, words)
         cp.add(*cp_word_errors(refs, hyps))
+        chars.add(*pi_char_errors(refs, hyps))
         subset = overlap_subset(ratio)
         if subset is not None:
             subsets[subset].add(errors, words)
         count += 1
     subset_wers = {name: tally.wer for name, tally in subsets.items() if tally.words}
     oa = sum(subset_wers.values()) / len(subset_wers) if subset_wers else float("nan")
-    return MultiTalkerScore(pi.wer, cp.wer, subset_wers, oa, count)
+    return MultiTalkerScore(pi.wer, cp.wer, subset_wers, oa, count, chars.wer)

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from asr_sactc.config import build_model, build_tokenizer, load_config
-from asr_sactc.data import LibriSpeechMixDataset, collate
+from asr_sactc.data import LengthBatchSampler, LibriSpeechMixDataset, collate
 from asr_sactc.model.espnet_model import ESPnetASRModel
 
 # Utterances used to estimate GlobalMVN statistics (ESPnet's collect_stats uses the whole set).
@@ -69,9 +69,19 @@ def validate(
 
 
 def train(
-    config: dict[str, Any], data_dir: Path, out_dir: Path, device: str, max_steps: int | None, seed: int
+    config: dict[str, Any],
+    data_dir: Path,
+    out_dir: Path,
+    device: str,
+    max_steps: int | None,
+    seed: int,
+    max_minutes: float | None = None,
 ) -> None:
-    """Run training; writes config.yaml, train.log.jsonl, last.pth and valid.acc.best.pth under out_dir."""
+    """Run training; writes config.yaml, train.log.jsonl, last.pth and valid.acc.best.pth under out_dir.
+
+    Stops after max_epoch epochs, max_steps optimiser steps or max_minutes of wall time (counted from the
+    first step; the epoch in progress is then validated and saved), whichever comes first.
+    """
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(config)
@@ -79,13 +89,23 @@ def train(
     train_conf = config.get("train_conf") or {}
     make_loader = partial(
         torch.utils.data.DataLoader,
-        batch_size=train_conf.get("batch_size", 8),
         num_workers=train_conf.get("num_workers", 0),
         collate_fn=partial(collate, tokenizer=tokenizer),
     )
-    train_loader = make_loader(LibriSpeechMixDataset(data_dir / "train.jsonl"), shuffle=True)
+    batch_size = train_conf.get("batch_size", 8)
+    train_set = LibriSpeechMixDataset(data_dir / "train.jsonl")
+    if train_conf.get("batch_seconds"):
+        durations = [train_set.duration(i) for i in range(len(train_set))]
+        sampler = LengthBatchSampler(durations, train_conf["batch_seconds"])
+        train_loader = make_loader(train_set, batch_sampler=sampler)
+    else:
+        train_loader = make_loader(train_set, batch_size=batch_size, shuffle=True)
     dev_path = data_dir / "dev.jsonl"
-    dev_loader = make_loader(LibriSpeechMixDataset(dev_path), shuffle=False) if dev_path.exists() else None
+    dev_loader = (
+        make_loader(LibriSpeechMixDataset(dev_path), batch_size=batch_size, shuffle=False)
+        if dev_path.exists()
+        else None
+    )
     dev = torch.device(device)
     estimate_global_mvn(model, train_loader, dev)
 
@@ -99,6 +119,7 @@ def train(
     written = dict(config, token_list=tokenizer.token_list)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False, allow_unicode=True))
     best_acc, step = -math.inf, 0
+    deadline = math.inf if max_minutes is None else time.monotonic() + 60 * max_minutes
     model.train()
     with open(out_dir / "train.log.jsonl", "a", encoding="utf-8") as log:
         for epoch in range(1, train_conf.get("max_epoch", 1) + 1):
@@ -121,7 +142,7 @@ def train(
                     json.dumps({"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0], **stats})
                     + "\n"
                 )
-                if max_steps is not None and step >= max_steps:
+                if (max_steps is not None and step >= max_steps) or time.monotonic() >= deadline:
                     break
             record: dict[str, Any] = {"epoch": epoch, "step": step, "seconds": round(time.time() - start, 1)}
             if dev_loader is not None:
@@ -133,7 +154,7 @@ def train(
             log.write(json.dumps(record) + "\n")
             log.flush()
             print(json.dumps(record), flush=True)
-            if max_steps is not None and step >= max_steps:
+            if (max_steps is not None and step >= max_steps) or time.monotonic() >= deadline:
                 break
 
 
@@ -148,13 +169,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder for weights, config and log")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     config = load_config(args.config)
     conf = config.get("tokenizer_conf") or {}
     if "bpemodel" in conf and not Path(conf["bpemodel"]).is_absolute():
         conf["bpemodel"] = str((args.config.parent / conf["bpemodel"]).resolve())
-    train(config, args.data, args.out, args.device, args.max_steps, args.seed)
+    train(config, args.data, args.out, args.device, args.max_steps, args.seed, args.max_minutes)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,12 @@ class Conv2dSubsampling(torch.nn.Module):
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
         """x [B, T, idim], x_mask [B, 1, T] → ((x [B, T', odim], pos_emb [1, 2T'-1, odim]), mask [B, 1, T']).
 
-        T' = ((T-1)//2 - 1)//2; as in ESPnet the mask is subsampled by slicing, so padded utterances
-        can keep one frame more than that formula gives for their own length.
+        T' = ((T-1)//2 - 1)//2, and each utterance keeps output_length(its length) frames: the frames
+        whose receptive field lies within it. ESPnet slices the mask instead, which gives a padded
+        utterance up to two frames more, computed partly from padding; alone the two agree.
         """
         x = self.conv(x[:, None])
         batch, channels, frames, freq = x.shape
         x = self.out(x.transpose(1, 2).reshape(batch, frames, channels * freq))
-        return x, x_mask[:, :, :-2:2][:, :, :-2:2]
+        lengths = self.output_length(x_mask[:, 0, :].sum(dim=1))
+        return x, (torch.arange(frames, device=x_mask.device)[None, :] < lengths[:, None])[:, None, :]
