@@ -52,8 +52,12 @@ test-integration: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Benchmarks print tables and write loadtests/results/<name>.json; they never fail on speed.
 bench: install
 	$(PY) loadtests/spine_overhead.py
+	$(PY) loadtests/data_throughput.py
+	$(PY) loadtests/face_vqvae_bench.py --threads 1
+	$(PY) loadtests/asr_sactc_bench.py
 
 clean:
 	rm -rf $(RUN_DIR) proto/orate/v1/*_pb2*.py* tests/fixtures/proto/orate_fixtures/v1/*_pb2*.py*
