@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from asr_sactc.sactc import SpeakerAwareCTCLoss
 
-RESULT = Path(__file__).parent / "results" / "asr-sactc-loss.json"
+RESULT = Path(__file__).parent / "results" / "asr-sactc.json"
 
 
 def _time_once(fn) -> float:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--vocab", type=int, default=5000, help="BPE 5000 as in the recipe")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--out", type=Path, help="write the figures here (default: the 'loss' key of RESULT)")
     args = parser.parse_args()
 
     gen = torch.Generator().manual_seed(0)
@@ -67,34 +67,35 @@ def main() -> None:
         print(f"{label:<28}{median[name]:>10.3f}{min(times[name]):>10.3f}{max(times[name]):>10.3f}")
     print(f"ratio sactc/ctc: {ratio:.2f}x (target <= 3x)")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "asr-sactc loss forward+backward",
-                "shape": {
-                    "frames": args.frames,
-                    "labels": args.labels,
-                    "batch": args.batch,
-                    "vocab": args.vocab,
-                },
-                "repeats": args.repeats,
-                "seconds": times,
-                "median_seconds": median,
-                "ratio_sactc_over_ctc": round(ratio, 3),
-                "machine": {
-                    "platform": platform.platform(),
-                    "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__,
-                    "python": platform.python_version(),
-                },
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    figures = {
+        "benchmark": "asr-sactc loss forward+backward",
+        "shape": {
+            "frames": args.frames,
+            "labels": args.labels,
+            "batch": args.batch,
+            "vocab": args.vocab,
+        },
+        "repeats": args.repeats,
+        "seconds": times,
+        "median_seconds": median,
+        "ratio_sactc_over_ctc": round(ratio, 3),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+        return
+    # One results file per service: the loss figures are its `loss` key, beside the inference ones.
+    results = json.loads(RESULT.read_text()) if RESULT.exists() else {}
+    results["loss"] = figures
+    RESULT.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
