@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,11 +19,10 @@ from shared import events
 from shared.bus import Consumer, Topics
 from shared.media import encode_wav
 from shared.serving.clients import ModelClient, RayServeClient, TritonClient
+from shared.serving.local import local_ray_serve, local_triton
 from shared.serving.predictor import InvalidRequest
 from shared.stack.config import StackConfig, free_stack_ports
 from shared.stack.control import StackUrls, running_stack
-from shared.stack.processes import Probe, spawn, wait_healthy
-from shared.testing import free_port
 
 pytest.importorskip("ray.serve")
 pytest.importorskip("pytriton")
@@ -93,40 +90,19 @@ def request(data: bytes, beam_size: int = 0) -> bytes:
 @pytest.fixture(scope="module")
 def ray_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient]:
     run_dir = tmp_path_factory.mktemp("ray")
-    serve_port = free_port()
-    argv = [sys.executable, "-m", "shared.serving.ray_host"]
-    argv += ["--deployments", str(deployments("ray", run_dir / "deployments.yaml", TINY))]
-    argv += ["--serve-port", str(serve_port), "--gcs-port", str(free_port())]
-    argv += ["--metrics-port", str(free_port()), "--dashboard-agent-ports"]
-    argv += [str(free_port()) for _ in range(3)]
-    process = spawn("ray-host", argv, run_dir, cwd=ROOT)
-    try:
-        # READY is printed once the applications are deployed, which the HTTP health check does not wait for.
-        wait_healthy(process, lambda: "READY" in process.log_path.read_text(), timeout_s=180)
-        client = RayServeClient(f"http://127.0.0.1:{serve_port}", "asr-sactc")
+    with local_ray_serve(deployments("ray", run_dir / "deployments.yaml", TINY), run_dir, cwd=ROOT) as url:
+        client = RayServeClient(url, "asr-sactc")
         yield client
         client.close()
-    finally:
-        # The Ray host stops its node in order on SIGTERM; signalling the group too would race it.
-        process.stop(grace_s=60, term_group=False)
 
 
 @pytest.fixture(scope="module")
 def triton_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient]:
-    from shared.serving.triton import build_model_repository, triton_command
-
     run_dir = tmp_path_factory.mktemp("triton")
-    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    repo = build_model_repository(deployments("triton", run_dir / "deployments.yaml", TINY), run_dir)
-    argv, env = triton_command(repo, run_dir, http_port, grpc_port, metrics_port)
-    process = spawn("tritonserver", argv, run_dir, env={**os.environ, **env})
-    try:
-        wait_healthy(process, Probe("http", "127.0.0.1", http_port, "/v2/health/ready").check, timeout_s=120)
-        client = TritonClient(f"127.0.0.1:{grpc_port}", "asr-sactc")
+    with local_triton(deployments("triton", run_dir / "deployments.yaml", TINY), run_dir) as address:
+        client = TritonClient(address, "asr-sactc")
         yield client
         client.close()
-    finally:
-        process.stop(grace_s=30)
 
 
 @pytest.fixture(scope="module")
