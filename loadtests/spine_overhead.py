@@ -2,11 +2,13 @@
 directly and (b) the broker's raw floor: the same produce->consume hops with no orchestration logic.
 
 A job of the `fixture-noop` pipeline crosses six Kafka hops: submit -> engine, work -> Ray runner,
-result -> engine, work -> Triton runner, result -> engine, job.completed -> this process. The raw
+result -> engine, work -> Triton runner, result -> engine, job.completed -> a collector process. The raw
 floor relays a message over the same six hops between three relay processes (an "engine" and two
 "runners") using the same client settings (shared.bus), flushing and committing per poll batch as
 the orchestrator does. Added latency per stage = (job latency - time inside the two model calls) / 2;
-the raw floor's per stage = its six-hop latency / 2.
+the raw floor's per stage = its six-hop latency / 2. Arrivals are timestamped in a process of their
+own (the load generator's threads would delay them), and jobs are submitted over plain http.client
+keep-alive connections, so that the generator takes as little as possible of the CPU it shares.
 
     .venv/bin/python loadtests/spine_overhead.py --rates 100,150,200 --duration 10
 """
@@ -14,26 +16,29 @@ the raw floor's per stage = its six-hop latency / 2.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import multiprocessing as mp
 import os
 import platform
+import queue
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 
 from shared import events
 from shared.bus import Consumer, Producer, Topics, ensure_topics
 from shared.protos import message_class
-from shared.serving.clients import RayServeClient, TritonClient
+from shared.serving.clients import model_client
+from shared.serving.deployments import load_deployments
 from shared.settings import KafkaSettings
 from shared.stack.config import StackConfig, free_stack_ports
 from shared.stack.control import StackUrls, running_stack
@@ -42,6 +47,7 @@ from shared.store import JobStore
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 RESULTS = ROOT / "loadtests" / "results" / "spine.json"
+DEPLOYMENTS = ROOT / "loadtests" / "spine_deployments.yaml"
 DRAIN_S = 10.0
 PARTITIONS = 6
 
@@ -55,7 +61,7 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
     }
 
 
-def open_loop(rate: float, duration_s: float, fire: Callable[[int], None], workers: int = 32) -> None:
+def open_loop(rate: float, duration_s: float, fire: Callable[[int], object], workers: int = 32) -> None:
     """Call fire(i) at a steady rate from a thread pool (arrivals don't wait for earlier calls)."""
     count = int(rate * duration_s)
     start = time.perf_counter()
@@ -67,12 +73,80 @@ def open_loop(rate: float, duration_s: float, fire: Callable[[int], None], worke
             pool.submit(fire, i)
 
 
+class Arrivals:
+    """Records arriving on a topic, timestamped (time.perf_counter, system-wide) in a process of their own,
+    so that the load generator's threads never delay a timestamp; completed_only keeps job.completed
+    CloudEvents only."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, completed_only: bool) -> None:
+        ctx = mp.get_context("spawn")
+        self._queue = ctx.Queue()
+        self._stop = ctx.Event()
+        ready = ctx.Event()
+        self._process = ctx.Process(
+            target=_collect, args=(settings, topic, completed_only, ready, self._stop, self._queue)
+        )
+        self._process.start()
+        ready.wait(60)
+        self.times: dict[str, float] = {}
+
+    def wait_for(self, keys: Iterable[str], timeout_s: float) -> None:
+        """Take arrivals until every key has arrived or timeout_s passed."""
+        missing = set(keys) - self.times.keys()
+        deadline = time.monotonic() + timeout_s
+        while missing and time.monotonic() < deadline:
+            try:
+                key, at = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.times[key] = at
+            missing.discard(key)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._process.join(30)
+
+
+def _collect(
+    settings: KafkaSettings, topic: str, completed_only: bool, ready: mp.Event, stop: mp.Event, out: mp.Queue
+) -> None:
+    consumer = Consumer(settings, f"arrivals-{uuid.uuid4().hex[:6]}", [topic], "arrivals")
+    ready.set()
+    while not stop.is_set():
+        for record in consumer.poll_batch(500, 0.05):
+            at = time.perf_counter()
+            if not completed_only or events.from_cloudevent(record.value)["type"] == events.JOB_COMPLETED:
+                out.put((record.key, at))
+            consumer.processed(record)
+    consumer.close()
+
+
+class Submitter:
+    """POST /v1/jobs over one keep-alive http.client connection per thread: lighter than httpx, so that
+    the load generator takes less of the CPU it shares with the stack."""
+
+    def __init__(self, api_url: str) -> None:
+        self._address = urlsplit(api_url).netloc
+        self._local = threading.local()
+
+    def submit(self, body: bytes) -> tuple[int, bytes]:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = http.client.HTTPConnection(self._address, timeout=30)
+        connection.request("POST", "/v1/jobs", body, {"content-type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+
+
 # (a) the deployments called directly --------------------------------------------------------------
 
 
 def measure_direct(urls: StackUrls, rate: float, duration_s: float) -> dict:
-    ray = RayServeClient(urls.ray_serve_url, "fixture-sleep-ray")
-    triton = TritonClient(urls.triton_grpc_url, "fixture-sleep-triton")
+    # The clients the runners use: Ray Serve through a DeploymentHandle, Triton over gRPC.
+    deployments = load_deployments(DEPLOYMENTS)
+    endpoints = urls.model_endpoints()
+    ray = model_client(deployments.get("fixture-sleep-ray"), endpoints)
+    triton = model_client(deployments.get("fixture-sleep-triton"), endpoints)
     sleep_request = message_class("orate.fixtures.v1.SleepRequest", ["orate_fixtures.v1.fixtures_pb2"])
     body = sleep_request(seconds=0, tag="direct").SerializeToString()
     latencies: list[float] = []
@@ -152,27 +226,14 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
         p.start()
     for ready in readies:
         ready.wait(60)
-    sent: dict[str, float] = {}
-    done: dict[str, float] = {}
-    collector = Consumer(settings, f"raw-bench-{prefix}", [t["events"]], "raw-bench")
-    stop_collect = threading.Event()
-
-    def collect() -> None:
-        while not stop_collect.is_set():
-            for record in collector.poll_batch(500, 0.05):
-                done[record.key] = time.perf_counter()
-                collector.processed(record)
-
+    arrivals = Arrivals(settings, t["events"], completed_only=False)
     producer = Producer(settings, "raw-bench")
     # Warm up: joins and metadata, so the measured run sees settled groups.
-    collector_thread = threading.Thread(target=collect, daemon=True)
-    collector_thread.start()
     warm = f"warm-{uuid.uuid4().hex}"
     producer.send(t["jobs"], warm, b"x" * 100, {"kind": "submit"})
     producer.flush()
-    deadline = time.monotonic() + 60
-    while warm not in done and time.monotonic() < deadline:
-        time.sleep(0.05)
+    arrivals.wait_for([warm], 60)
+    sent: dict[str, float] = {}
     lock = threading.Lock()
 
     def fire(i: int) -> None:
@@ -184,16 +245,13 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
     start = time.perf_counter()
     open_loop(rate, duration_s, fire, workers=1)
     producer.flush()
-    deadline = time.monotonic() + DRAIN_S
-    while time.monotonic() < deadline and not all(k in done for k in sent):
-        time.sleep(0.05)
+    arrivals.wait_for(sent, DRAIN_S)
+    arrivals.close()
+    done = arrivals.times
     elapsed = max(done.values(), default=start) - start
-    stop_collect.set()
-    collector_thread.join()
     stop.set()
     for p in procs:
         p.join(30)
-    collector.close()
     producer.close()
     hops = [(done[k] - s) * 1000 for k, s in sent.items() if k in done]
     return {
@@ -210,56 +268,36 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
 
 def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dict:
     settings = urls.kafka_settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
-    topic = Topics(settings.topic_prefix).events
-    collector = Consumer(settings, f"bench-{uuid.uuid4().hex[:6]}", [topic], "bench")
-    done: dict[str, float] = {}
-    stop_collect = threading.Event()
-
-    def collect() -> None:
-        while not stop_collect.is_set():
-            for record in collector.poll_batch(500, 0.05):
-                if events.from_cloudevent(record.value)["type"] == events.JOB_COMPLETED:
-                    done[record.key] = time.perf_counter()
-                collector.processed(record)
-
-    collector_thread = threading.Thread(target=collect, daemon=True)
-    collector_thread.start()
+    arrivals = Arrivals(settings, Topics(settings.topic_prefix).events, completed_only=True)
+    submitter = Submitter(urls.api_url)
+    body = json.dumps({"pipeline": "fixture-noop", "inputs": {"tag": "bench"}}).encode()
     sent: dict[str, float] = {}
     submit_ms: list[float] = []
     lock = threading.Lock()
-    client = httpx.Client(
-        base_url=urls.api_url,
-        timeout=30,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-    )
-    body = {"pipeline": "fixture-noop", "inputs": {"tag": "bench"}}
 
-    def fire(_: int) -> None:
+    def fire(_: int) -> str | None:
         t0 = time.perf_counter()
-        response = client.post("/v1/jobs", json=body)
+        status, answer = submitter.submit(body)
         t1 = time.perf_counter()
-        if response.status_code == 202:
-            with lock:
-                sent[response.json()["job_id"]] = t0
-                submit_ms.append((t1 - t0) * 1000)
+        if status != 202:
+            return None
+        job_id = json.loads(answer)["job_id"]
+        with lock:
+            sent[job_id] = t0
+            submit_ms.append((t1 - t0) * 1000)
+        return job_id
 
-    fire(-1)  # warm-up job: group joins, connections
-    deadline = time.monotonic() + 60
-    while not done and time.monotonic() < deadline:
-        time.sleep(0.05)
+    warm = fire(-1)  # warm-up job: group joins, connections, the runners' first model calls
+    arrivals.wait_for([warm] if warm else [], 60)
     sent.clear()
     submit_ms.clear()
     start = time.perf_counter()
     open_loop(rate, duration_s, fire)
-    deadline = time.monotonic() + DRAIN_S
-    while time.monotonic() < deadline and not all(k in done for k in sent):
-        time.sleep(0.05)
+    arrivals.wait_for(sent, DRAIN_S)
+    arrivals.close()
+    done = arrivals.times
     completed = [k for k in sent if k in done]
     elapsed = max((done[k] for k in completed), default=start) - start
-    stop_collect.set()
-    collector_thread.join()
-    collector.close()
-    client.close()
     store = JobStore(urls.redis_settings())
     jobs = store.get_jobs(completed)
     store.close()
@@ -305,7 +343,7 @@ def main() -> None:
     config = StackConfig(
         run_dir=Path(tempfile.mkdtemp(prefix="orate-bench-")),
         ports=free_stack_ports(runners=2),
-        deployments_file=ROOT / "loadtests" / "spine_deployments.yaml",
+        deployments_file=DEPLOYMENTS,
         pipeline_dirs=[FIXTURES / "pipelines"],
         prometheus=False,
         topic_prefix=f"bench{uuid.uuid4().hex[:6]}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,14 @@ class ModelEndpoints(BaseModel):
     """Where the stage runners reach the model deployments."""
 
     ray_serve_url: str = "http://127.0.0.1:29400"
+    ray_address: str = Field(
+        "",
+        description="Ray cluster (GCS host:port). Set: Ray Serve deployments are called through "
+        "DeploymentHandles, as a Ray driver (no HTTP proxy hop); empty: over Serve's HTTP proxy",
+    )
+    ray_auth_token: SecretStr = Field(
+        SecretStr(""), description="the cluster's RAY_AUTH_TOKEN, if it uses one"
+    )
     triton_grpc_url: str = "127.0.0.1:29501"
 
 

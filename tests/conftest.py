@@ -3,6 +3,7 @@ stopped by PID), per-test Kafka settings with their own topic prefix, and a run 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,11 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from shared.serving import ray_driver
 from shared.settings import KafkaSettings, RedisSettings
 from shared.stack.components import redis_argv, tansu_argv
 from shared.stack.config import HOST
 from shared.stack.processes import Probe, spawn, wait_healthy
 from shared.testing import free_port
+
+# Before any test imports Ray: tests join the loopback Ray clusters they start (all with this process's
+# token) as drivers.
+os.environ.update(ray_driver.driver_environment(ray_driver.cluster_token(), loopback=True))
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
 import signal
 import threading
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import shared
 from shared.serving.deployments import DeploymentsFile, load_deployments
+from shared.serving.ray_driver import LOOPBACK_ONLY_ENV, RAY_NAMESPACE, cluster_token
 
 if TYPE_CHECKING:
     import ray._private.node
@@ -26,19 +26,19 @@ def ray_environment(deployments: DeploymentsFile) -> dict[str, str]:
     inherited = os.environ.get("PYTHONPATH")
     return {
         "RAY_USAGE_STATS_ENABLED": "0",
-        # Ray swaps 127.0.0.1 for the machine's outward IP (and then binds it, or *) unless it treats the
-        # host as a single-node OSX/Windows one; this keeps every Ray address on loopback.
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        # Every Ray address on loopback (see LOOPBACK_ONLY_ENV).
+        **LOOPBACK_ONLY_ENV,
         # The autoscaler's and dashboard head's own metrics servers default to fixed ports (44217, 44227)
         # that two local Ray instances would fight over; 0 lets the kernel pick.
         "AUTOSCALER_METRIC_PORT": "0",
         "DASHBOARD_METRIC_PORT": "0",
-        # Ray 2.60 enables token auth and keeps one token per user in ~/.ray/auth_token. A fresh token per
-        # host, passed to every Ray process through the environment, keeps auth on (Serve replicas' internal
-        # gRPC servers bind [::] and check it) without a shared file; Serve's HTTP proxy and the metrics
-        # port are not token-protected, so clients and Prometheus need nothing.
+        # Ray 2.60 enables token auth and keeps one token per user in ~/.ray/auth_token. A token per host
+        # (the caller's RAY_AUTH_TOKEN, else a fresh one), passed to every Ray process in the environment,
+        # keeps auth on (Serve replicas' internal gRPC servers bind [::] and check it) without a shared file;
+        # drivers that call deployments through handles join with the same token. Serve's HTTP proxy and
+        # the metrics port are not token-protected, so HTTP clients and Prometheus need nothing.
         "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_AUTH_TOKEN": cluster_token(),
         # Replicas unpickle the spec and import predictors and proto modules: give workers the same roots.
         "PYTHONPATH": os.pathsep.join([*roots, inherited] if inherited else roots),
     }
@@ -99,7 +99,7 @@ def serve_until_stopped(args: argparse.Namespace, deployments: DeploymentsFile) 
     stop = threading.Event()
     node = start_head_node(args)
     try:
-        ray.init(address=node.address, _node_ip_address="127.0.0.1", namespace="orate")
+        ray.init(address=node.address, _node_ip_address="127.0.0.1", namespace=RAY_NAMESPACE)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         serve.start(http_options={"host": "127.0.0.1", "port": args.serve_port})

@@ -55,6 +55,18 @@ class PredictorDeployment:
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=500)
         return Response(response.SerializeToString(), media_type=PROTOBUF)
 
+    async def predict(self, body: bytes) -> bytes:
+        """The same call for DeploymentHandle callers (the stage runners): serialized request in,
+        serialized response out; InvalidRequest for a request the predictor rejects."""
+        try:
+            request = self.request_type.FromString(body)
+        except DecodeError as exc:
+            name = self.request_type.DESCRIPTOR.full_name
+            raise InvalidRequest(f"body is not a serialized {name}: {exc}") from exc
+        self.predictor.check(request)
+        response = await self.predict_batch(request)
+        return response.SerializeToString()
+
     @serve.batch
     async def predict_batch(self, batch: list[Message]) -> list[Message]:
         # A worker thread keeps the replica's event loop free to accept and queue the next batch.

@@ -14,6 +14,7 @@ import yaml
 
 from shared.bus import Topics, ensure_topics
 from shared.serving.deployments import DeploymentsFile, load_deployments
+from shared.serving.ray_driver import LOOPBACK_ONLY_ENV, cluster_token
 from shared.settings import KafkaSettings
 from shared.stack.config import HOST, StackConfig
 from shared.stack.processes import Probe
@@ -132,6 +133,9 @@ def orate_env(config: StackConfig) -> dict[str, str]:
         "ORATE_ARTIFACTS__BACKEND": "filesystem",
         "ORATE_ARTIFACTS__ROOT": str(config.artifacts_root),
         "ORATE_ENDPOINTS__RAY_SERVE_URL": f"http://{HOST}:{ports.ray_serve}",
+        # Runners join the Ray host's cluster and call its deployments through handles.
+        "ORATE_ENDPOINTS__RAY_ADDRESS": f"{HOST}:{ports.ray_gcs}",
+        "ORATE_ENDPOINTS__RAY_AUTH_TOKEN": cluster_token(),
         "ORATE_ENDPOINTS__TRITON_GRPC_URL": f"{HOST}:{ports.triton_grpc}",
         "ORATE_DEPLOYMENTS_FILE": str(config.deployments_file),
         # Only directories that exist: a missing one is a config default, not an error.
@@ -216,6 +220,7 @@ def _ray_host(config: StackConfig) -> ComponentSpec:
         probe=Probe("http", HOST, ports.ray_serve, "/-/healthz"),
         url=url,
         ports={"serve": ports.ray_serve, **ray_ports},
+        env={"RAY_AUTH_TOKEN": cluster_token()},
         exports={"ray_serve": url},
         ready_marker="READY",
         # The Ray host shuts Serve and its node down in order on SIGTERM; signalling the node's
@@ -344,7 +349,13 @@ def plan_stack(config: StackConfig) -> StackPlan:
     else:
         components.append(_prometheus(config, prometheus, components))
     env = orate_env(config)
-    base_env = {**config.env, **env, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    base_env = {
+        **config.env,
+        **env,
+        **LOOPBACK_ONLY_ENV,
+        "PYTHONUNBUFFERED": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     for spec in components:
         spec.env = {**base_env, **spec.env}
     urls = {name: url for spec in components for name, url in spec.exports.items()}

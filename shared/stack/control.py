@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.settings import KafkaSettings, RedisSettings
+from shared.serving import ray_driver
+from shared.settings import KafkaSettings, ModelEndpoints, RedisSettings
 from shared.stack.config import StackConfig
 from shared.stack.processes import (
     ManagedProcess,
@@ -68,6 +69,15 @@ class StackUrls:
 
     def redis_settings(self) -> RedisSettings:
         return RedisSettings(url=self.redis_url)
+
+    def model_endpoints(self) -> ModelEndpoints:
+        """Where the stack's deployments are, as its runners reach them (Ray Serve through handles)."""
+        return ModelEndpoints(
+            ray_serve_url=self.ray_serve_url or ModelEndpoints().ray_serve_url,
+            ray_address=self.env.get("ORATE_ENDPOINTS__RAY_ADDRESS", ""),
+            ray_auth_token=self.env.get("ORATE_ENDPOINTS__RAY_AUTH_TOKEN", ""),
+            triton_grpc_url=self.triton_grpc_url or ModelEndpoints().triton_grpc_url,
+        )
 
 
 @dataclass(frozen=True)
@@ -245,4 +255,5 @@ def running_stack(config: StackConfig, timeout_s: float | None = None) -> Iterat
     try:
         yield urls
     finally:
+        ray_driver.disconnect()  # in case this process called the stack's Ray deployments
         stack.down()

@@ -90,8 +90,8 @@ def request(data: bytes, beam_size: int = 0) -> bytes:
 @pytest.fixture(scope="module")
 def ray_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient]:
     run_dir = tmp_path_factory.mktemp("ray")
-    with local_ray_serve(deployments("ray", run_dir / "deployments.yaml", TINY), run_dir, cwd=ROOT) as url:
-        client = RayServeClient(url, "asr-sactc")
+    with local_ray_serve(deployments("ray", run_dir / "deployments.yaml", TINY), run_dir, cwd=ROOT) as ray:
+        client = RayServeClient(ray.url, "asr-sactc")
         yield client
         client.close()
 

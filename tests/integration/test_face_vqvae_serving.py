@@ -44,8 +44,8 @@ def tiny_deployments(backend: str, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def ray_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient]:
     run_dir = tmp_path_factory.mktemp("ray")
-    with local_ray_serve(tiny_deployments("ray", run_dir / "deployments.yaml"), run_dir, cwd=ROOT) as url:
-        client = RayServeClient(url, "face-vqvae")
+    with local_ray_serve(tiny_deployments("ray", run_dir / "deployments.yaml"), run_dir, cwd=ROOT) as ray:
+        client = RayServeClient(ray.url, "face-vqvae")
         yield client
         client.close()
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from shared.serving.clients import ModelClient, ModelUnavailable, model_client
+from shared.serving import ray_driver
+from shared.serving.clients import ModelClient, ModelUnavailable, RayServeClient, model_client
 from shared.serving.deployments import load_deployments
 from shared.serving.predictor import InvalidRequest
 from shared.settings import ModelEndpoints
@@ -97,21 +98,24 @@ def ready_http(url: str) -> Callable[[], bool]:
 
 
 @pytest.fixture(scope="module")
-def ray_serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    serve_port = free_port()
+def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(Serve HTTP URL, GCS address) of a Ray host serving the fixture deployments."""
+    serve_port, gcs_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("ray") / "ray_host.log"
     argv = [sys.executable, "-m", "shared.serving.ray_host", "--deployments", str(DEPLOYMENTS)]
-    argv += ["--serve-port", str(serve_port), "--gcs-port", str(free_port())]
+    argv += ["--serve-port", str(serve_port), "--gcs-port", str(gcs_port)]
     argv += ["--metrics-port", str(free_port()), "--dashboard-agent-ports"]
     argv += [str(free_port()) for _ in range(3)]
+    env = {**os.environ, "RAY_AUTH_TOKEN": ray_driver.cluster_token()}
     with log.open("w") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         wait_until(lambda: "READY" in log.read_text(), process, log, timeout_s=120)
         url = f"http://127.0.0.1:{serve_port}"
         assert ready_http(f"{url}/-/healthz")()
-        yield url
+        yield url, f"127.0.0.1:{gcs_port}"
     finally:
+        ray_driver.disconnect()
         stop(process)
 
 
@@ -135,8 +139,14 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
 
 
 @pytest.fixture(scope="module")
-def client(ray_serve_url: str, triton: tuple[str, str]) -> Iterator[Callable[[str], ModelClient]]:
-    endpoints = ModelEndpoints(ray_serve_url=ray_serve_url, triton_grpc_url=triton[0])
+def client(ray_serve: tuple[str, str], triton: tuple[str, str]) -> Iterator[Callable[[str], ModelClient]]:
+    """Clients as the runners make them: Ray deployments through handles, Triton over gRPC."""
+    endpoints = ModelEndpoints(
+        ray_serve_url=ray_serve[0],
+        ray_address=ray_serve[1],
+        ray_auth_token=ray_driver.cluster_token(),
+        triton_grpc_url=triton[0],
+    )
     deployments = load_deployments(DEPLOYMENTS)
     clients: dict[str, ModelClient] = {}
 
@@ -193,9 +203,20 @@ def test_invalid_audio_is_an_invalid_request_on_both_backends(
         client(service).predict(request_message.SerializeToString(), TIMEOUT_S)
 
 
-def test_ray_rejects_an_undecodable_body_with_400(ray_serve_url: str) -> None:
+def test_ray_over_http_resamples_like_through_a_handle(
+    ray_serve: tuple[str, str], client: Callable[[str], ModelClient]
+) -> None:
+    request = fx.ResampleRequest(audio={"data": sine_wav(0.5)}, target_rate=8000).SerializeToString()
+    http = RayServeClient(ray_serve[0], "fixture-resampler")
+    try:
+        assert http.predict(request, TIMEOUT_S) == client("fixture-resampler").predict(request, TIMEOUT_S)
+    finally:
+        http.close()
+
+
+def test_ray_over_http_rejects_an_undecodable_body_with_400(ray_serve: tuple[str, str]) -> None:
     response = httpx.post(
-        f"{ray_serve_url}/fixture-resampler/predict", content=b"\xff\xff\xff", timeout=TIMEOUT_S
+        f"{ray_serve[0]}/fixture-resampler/predict", content=b"\xff\xff\xff", timeout=TIMEOUT_S
     )
     assert response.status_code == 400
     assert "orate.fixtures.v1.ResampleRequest" in response.json()["error"]

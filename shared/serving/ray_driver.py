@@ -1,0 +1,65 @@
+"""Joining a Ray cluster as a driver, so that a process can call Serve deployments through handles."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+# The Ray namespace Orate's Serve applications and drivers share.
+RAY_NAMESPACE = "orate"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
+# Ray swaps 127.0.0.1 for the machine's outward IP (then binds or dials that) unless it treats the host as
+# a single-node OSX/Windows one. Ray reads this when it is imported, so it must be in the environment first.
+LOOPBACK_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+_connected_address: str | None = None
+
+
+def cluster_token() -> str:
+    """The auth token of the Ray clusters this process starts: RAY_AUTH_TOKEN if set, else a fresh one
+    put there. Ray reads a process's token once, so one token per process lets its own driver join any
+    of them (tests start several)."""
+    return os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+
+
+def driver_environment(auth_token: str, loopback: bool) -> dict[str, str]:
+    """What a driver's environment needs before Ray is first imported: Ray reads the auth mode and the
+    loopback switch once, at import (a process that imports Ray earlier sets these first, as the tests do)."""
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": auth_token} if auth_token else {}
+    return {**env, **(LOOPBACK_ONLY_ENV if loopback else {})}
+
+
+def connect(address: str, auth_token: str) -> None:
+    """Join the cluster whose GCS is at address (host:port); once per process, again for another address."""
+    global _connected_address
+    loopback = address.rsplit(":", 1)[0] in LOOPBACK_HOSTS
+    os.environ.update(driver_environment(auth_token, loopback))
+    import ray
+
+    if ray.is_initialized():
+        if _connected_address == address:
+            return
+        ray.shutdown()
+    # Over loopback, this driver's own listeners must stay on loopback too.
+    node_ip = "127.0.0.1" if loopback else None
+    ray.init(
+        address=address,
+        namespace=RAY_NAMESPACE,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        _node_ip_address=node_ip,
+    )
+    _connected_address = address
+
+
+def disconnect() -> None:
+    """Leave the cluster joined by connect(), if any: call it before stopping that cluster, since a
+    driver whose cluster is gone ends its own process once Ray gives up reconnecting."""
+    global _connected_address
+    if _connected_address is None:
+        return
+    import ray
+
+    ray.shutdown()
+    _connected_address = None
