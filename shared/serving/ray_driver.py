@@ -13,13 +13,15 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 # a single-node OSX/Windows one. Ray reads this when it is imported, so it must be in the environment first.
 LOOPBACK_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
-_connected_address: str | None = None
+# The cluster this process joined, if any. Serve caches its controller and routers per process, so a
+# process joins one cluster in its life; tests and benchmarks that start several use a process for each.
+_joined: str | None = None
 
 
 def cluster_token() -> str:
     """The auth token of the Ray clusters this process starts: RAY_AUTH_TOKEN if set, else a fresh one
     put there. Ray reads a process's token once, so one token per process lets its own driver join any
-    of them (tests start several)."""
+    of them."""
     return os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
@@ -31,16 +33,16 @@ def driver_environment(auth_token: str, loopback: bool) -> dict[str, str]:
 
 
 def connect(address: str, auth_token: str) -> None:
-    """Join the cluster whose GCS is at address (host:port); once per process, again for another address."""
-    global _connected_address
+    """Join the cluster whose GCS is at address (host:port), once per process."""
+    global _joined
+    if _joined is not None:
+        if _joined != address:
+            raise RuntimeError(f"this process already joined the Ray cluster at {_joined}, not {address}")
+        return
     loopback = address.rsplit(":", 1)[0] in LOOPBACK_HOSTS
     os.environ.update(driver_environment(auth_token, loopback))
     import ray
 
-    if ray.is_initialized():
-        if _connected_address == address:
-            return
-        ray.shutdown()
     # Over loopback, this driver's own listeners must stay on loopback too.
     node_ip = "127.0.0.1" if loopback else None
     ray.init(
@@ -50,16 +52,14 @@ def connect(address: str, auth_token: str) -> None:
         log_to_driver=False,
         _node_ip_address=node_ip,
     )
-    _connected_address = address
+    _joined = address
 
 
 def disconnect() -> None:
     """Leave the cluster joined by connect(), if any: call it before stopping that cluster, since a
     driver whose cluster is gone ends its own process once Ray gives up reconnecting."""
-    global _connected_address
-    if _connected_address is None:
+    if _joined is None:
         return
     import ray
 
     ray.shutdown()
-    _connected_address = None

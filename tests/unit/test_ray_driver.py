@@ -1,0 +1,29 @@
+"""The Ray driver helper's rules, without a cluster: one cluster per process, env set before Ray's import."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.serving import ray_driver
+
+
+def test_a_process_joins_one_cluster_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ray_driver, "_joined", "127.0.0.1:20001")
+    ray_driver.connect("127.0.0.1:20001", "token")  # the same cluster again: nothing to do
+    with pytest.raises(RuntimeError, match="already joined the Ray cluster at 127.0.0.1:20001"):
+        ray_driver.connect("127.0.0.1:20002", "token")
+
+
+def test_driver_environment_turns_token_auth_on_and_keeps_loopback() -> None:
+    assert ray_driver.driver_environment("abc", loopback=True) == {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": "abc",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    assert ray_driver.driver_environment("", loopback=False) == {}
+
+
+def test_cluster_token_is_stable_within_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    first = ray_driver.cluster_token()
+    assert len(first) == 64 and ray_driver.cluster_token() == first
