@@ -41,11 +41,11 @@ BENCH_VOICES = ["flite:slt", "flite:rms", "espeak:en-us", "espeak:en-us+f3"]
 FULL_JOINT_TOKENS = 60
 
 
-def predictor_config(name: str, work: Path, decode: str) -> dict[str, Any]:
+def predictor_config(name: str, work: Path, decode: str, device: str = "cpu") -> dict[str, Any]:
     """demo: the committed checkpoint (the tiny sizes, trained); full: seeded random weights, the paper's
     sizes, with a stand-in 5000-piece BPE model (the cost of trained weights, not their output). One torch
     thread, as deploy/triton.yaml runs it."""
-    common = {"decode": decode, "max_batch_windows": 16, "num_threads": 1}
+    common = {"decode": decode, "max_batch_windows": 16, "num_threads": 1, "device": device}
     if name == "demo":
         return {"checkpoint": "demo", **common}
     return {"config": str(full_config(work)), "allow_random_init": True, **common}
@@ -104,7 +104,7 @@ def timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def worker(name: str, work: Path, count: int) -> dict[str, Any]:
+def worker(name: str, work: Path, count: int, device: str) -> dict[str, Any]:
     """Direct predictor timings of one config (a child process, so the peak RSS is its own)."""
     import torch
     from asr_sactc.predictor import AsrSactcPredictor
@@ -116,7 +116,7 @@ def worker(name: str, work: Path, count: int) -> dict[str, Any]:
     out: dict[str, Any] = {"requests": count, "audio_s_total": round(audio, 2)}
     for decode in ("greedy", "joint"):
         started = time.perf_counter()
-        predictor = AsrSactcPredictor(**predictor_config(name, work, decode))
+        predictor = AsrSactcPredictor(**predictor_config(name, work, decode, device))
         predictor.load()
         out["load_s"] = time.perf_counter() - started
         if decode == "joint" and name != "demo":
@@ -130,6 +130,9 @@ def worker(name: str, work: Path, count: int) -> dict[str, Any]:
         out[f"{decode}_batch{count}_audio_s_per_s"] = audio / together
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["torch_threads"] = torch.get_num_threads()
+    if device.startswith("cuda"):
+        out["gpu"] = torch.cuda.get_device_name(device)
+        out["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
 
 
@@ -165,7 +168,7 @@ def counts(metrics_port: int) -> tuple[float, float]:
     return value("nv_inference_count"), value("nv_inference_exec_count")
 
 
-def triton(name: str, decode: str, concurrency: int, work: Path) -> dict[str, Any]:
+def triton(name: str, decode: str, concurrency: int, work: Path, device: str) -> dict[str, Any]:
     """Every request one at a time, then all of them from `concurrency` clients, on a real tritonserver."""
     from shared.serving.clients import TritonClient
     from shared.serving.triton import build_model_repository, triton_command
@@ -173,7 +176,7 @@ def triton(name: str, decode: str, concurrency: int, work: Path) -> dict[str, An
     from shared.testing import free_port
 
     deployments = yaml.safe_load(DEPLOY.read_text())
-    deployments["deployments"][0]["predictor_config"] = predictor_config(name, work, decode)
+    deployments["deployments"][0]["predictor_config"] = predictor_config(name, work, decode, device)
     deployments["deployments"][0]["max_batch_size"] = concurrency
     run_dir = work / f"triton-{name}-{decode}"
     run_dir.mkdir(exist_ok=True)
@@ -236,13 +239,14 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["demo", "full"], choices=["demo", "full"])
     parser.add_argument("--requests", type=int, default=8, help="requests per run and Triton concurrency")
     parser.add_argument("--loss-json", type=Path, help="merge these asr_sactc_loss.py figures, do not rerun")
+    parser.add_argument("--device", default="cpu", help="torch device of the predictors, e.g. cuda")
     parser.add_argument("--no-triton", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.work, args.requests)))
+        print(json.dumps(worker(args.worker, args.work, args.requests, args.device)))
         return
 
     load_before = os.getloadavg()[0]
@@ -252,19 +256,19 @@ def main() -> None:
         loss = loss_figures(args.loss_json, work)
         requests(work, args.requests)  # generated once here, read by every worker
         for name in args.configs:
-            child = [sys.executable, __file__, "--worker", name, "--work", str(work)]
+            child = [sys.executable, __file__, "--worker", name, "--work", str(work), "--device", args.device]
             done = subprocess.run([*child, "--requests", str(args.requests)], capture_output=True, text=True)
             if done.returncode:
                 raise SystemExit(f"{name} worker failed:\n{done.stderr[-3000:]}")
             results[name] = {"direct": json.loads(done.stdout.strip().splitlines()[-1])}
             # Random full weights never stop a joint search, so the full config decodes greedily.
             for decode in [] if args.no_triton else ["greedy", "joint"] if name == "demo" else ["greedy"]:
-                results[name][f"triton_{decode}"] = triton(name, decode, args.requests, work)
+                results[name][f"triton_{decode}"] = triton(name, decode, args.requests, work, args.device)
             print(name, json.dumps(results[name]), flush=True)
     report = {
-        "benchmark": "asr-sactc on CPU: SACTC loss vs CTC; inference direct and via Triton's dynamic batcher",
+        "benchmark": "asr-sactc: SACTC loss vs CTC on CPU; inference direct and via Triton's dynamic batcher",
         "machine": machine(load_before),
-        "gpu": "missing: no GPU was lent to this task, so every figure is a CPU figure",
+        "device": args.device,
         "loss": loss,
         "inference": {
             "requests": f"{args.requests} two-talker mixtures (shared.synth.mixtures, 20-50 % overlap)",

@@ -36,12 +36,12 @@ DEMO_CHECKPOINT = ROOT / "services" / "face-vqvae" / "checkpoints" / "demo" / "s
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0890.wav")
 
 
-def predictor_config(name: str, threads: int | None = None) -> dict[str, Any]:
+def predictor_config(name: str, threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """tiny and full: seeded random weights (they cost the same as trained ones); demo: its checkpoint."""
     config: dict[str, Any] = (
         {"checkpoint": "demo"} if name == "demo" else {"config": name, "allow_random_init": True}
     )
-    return config | ({"num_threads": threads} if threads else {})
+    return config | ({"num_threads": threads} if threads else {}) | {"device": device}
 
 
 def speech() -> tuple[bytes, float]:
@@ -84,14 +84,14 @@ def timed(call: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
-def worker(name: str, batch: int, repeats: int, threads: int | None) -> dict[str, Any]:
+def worker(name: str, batch: int, repeats: int, threads: int | None, device: str) -> dict[str, Any]:
     """Direct predictor timings of one config (run in a child process, so the peak RSS is its own)."""
     import torch
     from face_vqvae.predictor import FaceVqvaePredictor
     from orate.v1.models_pb2 import FaceVqvaeRequest
 
     started = time.perf_counter()
-    predictor = FaceVqvaePredictor(**predictor_config(name, threads))
+    predictor = FaceVqvaePredictor(**predictor_config(name, threads, device))
     predictor.load()
     load_s = time.perf_counter() - started
     bodies, seconds = requests(name, batch)
@@ -109,6 +109,19 @@ def worker(name: str, batch: int, repeats: int, threads: int | None) -> dict[str
         f"batch{batch}_rtf_per_request": batched / batch / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
+        **gpu_figures(device),
+    }
+
+
+def gpu_figures(device: str) -> dict[str, Any]:
+    """The card and its peak allocated memory, when the predictor ran on CUDA."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return {}
+    return {
+        "gpu": torch.cuda.get_device_name(device),
+        "gpu_peak_allocated_mb": torch.cuda.max_memory_allocated(device) / 2**20,
     }
 
 
@@ -140,7 +153,9 @@ def counts(metrics_port: int) -> tuple[float, float]:
     return value("nv_inference_count"), value("nv_inference_exec_count")
 
 
-def triton(name: str, concurrency: int, count: int, run_dir: Path, threads: int | None) -> dict[str, Any]:
+def triton(
+    name: str, concurrency: int, count: int, run_dir: Path, threads: int | None, device: str
+) -> dict[str, Any]:
     """One request at a time, then `count` requests from `concurrency` clients, on a real tritonserver."""
     from shared.serving.clients import TritonClient
     from shared.serving.triton import build_model_repository, triton_command
@@ -148,7 +163,7 @@ def triton(name: str, concurrency: int, count: int, run_dir: Path, threads: int 
     from shared.testing import free_port
 
     deployments = yaml.safe_load(DEPLOY.read_text())
-    deployments["deployments"][0]["predictor_config"] = predictor_config(name, threads)
+    deployments["deployments"][0]["predictor_config"] = predictor_config(name, threads, device)
     deployments["deployments"][0]["max_batch_size"] = concurrency
     file = run_dir / f"{name}.yaml"
     file.write_text(yaml.safe_dump(deployments))
@@ -225,12 +240,13 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, help="torch threads per predictor (default: torch's, all cores)"
     )
+    parser.add_argument("--device", default="cpu", help="torch device of the predictors, e.g. cuda")
     parser.add_argument("--no-triton", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.batch, args.repeats, args.threads)))
+        print(json.dumps(worker(args.worker, args.batch, args.repeats, args.threads, args.device)))
         return
 
     configs = [c for c in args.configs if c != "demo" or DEMO_CHECKPOINT.is_file()]
@@ -241,17 +257,20 @@ def main() -> None:
             child = [sys.executable, __file__, "--worker", name]
             child += ["--batch", str(args.batch), "--repeats", str(args.repeats)]
             child += ["--threads", str(args.threads)] if args.threads else []
+            child += ["--device", args.device]
             done = subprocess.run(child, capture_output=True, text=True, check=False)
             if done.returncode:
                 raise SystemExit(f"{name} worker failed:\n{done.stderr[-3000:]}")
             results[name] = {"direct": json.loads(done.stdout.strip().splitlines()[-1])}
             if not args.no_triton:
-                results[name]["triton"] = triton(name, args.batch, 2 * args.batch, Path(tmp), args.threads)
+                results[name]["triton"] = triton(
+                    name, args.batch, 2 * args.batch, Path(tmp), args.threads, args.device
+                )
             print(name, json.dumps(results[name]), flush=True)
     report = {
-        "benchmark": "face-vqvae predictor on CPU: direct, and through Triton's dynamic batcher",
+        "benchmark": f"face-vqvae predictor on {args.device}: direct, and through Triton's dynamic batcher",
         "machine": machine(load_before),
-        "gpu": "missing: no GPU was lent to this task, so there are CPU figures only",
+        "device": args.device,
         "request": "one 5.3 s LibriVox clip, neutral, intensity 0, one sample at temperature 0.2",
         "notes": [
             "tiny and full run seeded random weights (same cost as trained ones); demo is checkpoints/demo",

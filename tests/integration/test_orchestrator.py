@@ -296,3 +296,18 @@ def test_direct_model_call_through_the_api(api: httpx.Client) -> None:
     assert api.post("/v1/models/nope:predict", json={}).status_code == 404
     assert api.post("/v1/models/fixture-loudness:predict", json={"audio": {"bogus": 1}}).status_code == 422
     assert api.post("/v1/models/fixture-loudness:predict", content=b"{not json").status_code == 400
+
+
+def test_direct_model_call_to_a_ray_deployment_goes_through_a_handle(api: httpx.Client) -> None:
+    # The API joins the stack's Ray cluster on its first call to a Ray deployment.
+    wav = base64.b64encode(sine_wav(seconds=0.5, rate=16000, amplitude=0.5)).decode()
+    answer = api.post(
+        "/v1/models/fixture-resampler:predict", json={"audio": {"data": wav}, "target_rate": 8000}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["sample_rate"] == 8000
+    assert answer.json()["duration_s"] == pytest.approx(0.5)
+    bad = api.post(
+        "/v1/models/fixture-resampler:predict", json={"audio": {"data": "AAAA"}, "target_rate": 8000}
+    )
+    assert bad.status_code == 422 and "not decodable" in bad.json()["error"]["message"]
