@@ -76,7 +76,13 @@ class RayHandleClient(ModelClient):
         from ray import serve
 
         self.service = service
-        self._handle = serve.get_deployment_handle(service, app_name=service)
+        # By value over Serve's gRPC channel to the replica instead of Ray actor calls and object refs
+        # (nothing here passes a response on to another deployment): at 100 no-op calls/s this cut the
+        # caller's CPU from 28 % to 15 % of a core and the replica's from 27 % to 17 %. The payload is
+        # bytes, so plain pickle is enough.
+        self._handle = serve.get_deployment_handle(service, app_name=service).options(
+            _by_reference=False, request_serialization="pickle", response_serialization="pickle"
+        )
 
     def predict(self, request: bytes, timeout_s: float) -> bytes:
         response = self._handle.predict.remote(request)
