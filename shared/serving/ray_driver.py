@@ -29,7 +29,9 @@ def driver_environment(auth_token: str, loopback: bool) -> dict[str, str]:
     """What a driver's environment needs before Ray is first imported: Ray reads the auth mode and the
     loopback switch once, at import (a process that imports Ray earlier sets these first, as the tests do)."""
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": auth_token} if auth_token else {}
-    return {**env, **(LOOPBACK_ONLY_ENV if loopback else {})}
+    # Never start a Ray instance of its own: Serve's router thread calls Ray APIs that would otherwise
+    # ray.init() a local cluster when they run after ray.shutdown() (at interpreter exit, say).
+    return {**env, "RAY_ENABLE_AUTO_CONNECT": "0", **(LOOPBACK_ONLY_ENV if loopback else {})}
 
 
 def connect(address: str, auth_token: str) -> None:

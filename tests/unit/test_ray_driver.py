@@ -14,13 +14,14 @@ def test_a_process_joins_one_cluster_only(monkeypatch: pytest.MonkeyPatch) -> No
         ray_driver.connect("127.0.0.1:20002", "token")
 
 
-def test_driver_environment_turns_token_auth_on_and_keeps_loopback() -> None:
+def test_driver_environment_turns_token_auth_on_keeps_loopback_and_never_starts_ray() -> None:
     assert ray_driver.driver_environment("abc", loopback=True) == {
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": "abc",
+        "RAY_ENABLE_AUTO_CONNECT": "0",
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     }
-    assert ray_driver.driver_environment("", loopback=False) == {}
+    assert ray_driver.driver_environment("", loopback=False) == {"RAY_ENABLE_AUTO_CONNECT": "0"}
 
 
 def test_cluster_token_is_stable_within_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
