@@ -41,10 +41,9 @@ class PredictorDeployment:
         if http.method != "POST" or not http.url.path.rstrip("/").endswith("/predict"):
             return JSONResponse({"error": "not found: use POST <service>/predict"}, status_code=404)
         try:
-            request = self.request_type.FromString(await http.body())
-        except DecodeError as exc:
-            name = self.request_type.DESCRIPTOR.full_name
-            return JSONResponse({"error": f"body is not a serialized {name}: {exc}"}, status_code=400)
+            request = self._decode(await http.body())
+        except InvalidRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
         try:
             self.predictor.check(request)
             response = await self.predict_batch(request)
@@ -58,14 +57,17 @@ class PredictorDeployment:
     async def predict(self, body: bytes) -> bytes:
         """The same call for DeploymentHandle callers (the stage runners): serialized request in,
         serialized response out; InvalidRequest for a request the predictor rejects."""
-        try:
-            request = self.request_type.FromString(body)
-        except DecodeError as exc:
-            name = self.request_type.DESCRIPTOR.full_name
-            raise InvalidRequest(f"body is not a serialized {name}: {exc}") from exc
+        request = self._decode(body)
         self.predictor.check(request)
         response = await self.predict_batch(request)
         return response.SerializeToString()
+
+    def _decode(self, body: bytes) -> Message:
+        try:
+            return self.request_type.FromString(body)
+        except DecodeError as exc:
+            name = self.request_type.DESCRIPTOR.full_name
+            raise InvalidRequest(f"body is not a serialized {name}: {exc}") from exc
 
     @serve.batch
     async def predict_batch(self, batch: list[Message]) -> list[Message]:
