@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import random
-import re
 import resource
 import statistics
 import string
@@ -155,25 +154,10 @@ def capped_joint(predictor: Any, batch: list[Any]) -> float:
     return sum(timed(lambda w=w: decode(w)) for w in waves)
 
 
-def counts(metrics_port: int) -> tuple[float, float]:
-    """(inferences, executions) of the asr-sactc model from Triton's metrics."""
-    import httpx
-
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-
-    def value(metric: str) -> float:
-        match = re.search(rf'^{metric}{{model="asr-sactc",version="1"}} (\S+)$', text, re.MULTILINE)
-        return float(match.group(1)) if match else float("nan")
-
-    return value("nv_inference_count"), value("nv_inference_exec_count")
-
-
 def triton(name: str, decode: str, concurrency: int, work: Path, device: str) -> dict[str, Any]:
     """Every request one at a time, then all of them from `concurrency` clients, on a real tritonserver."""
     from shared.serving.clients import TritonClient
-    from shared.serving.triton import build_model_repository, triton_command
-    from shared.stack.processes import Probe, spawn, wait_healthy
-    from shared.testing import free_port
+    from shared.serving.local import local_triton, triton_counts
 
     deployments = yaml.safe_load(DEPLOY.read_text())
     deployments["deployments"][0]["predictor_config"] = predictor_config(name, work, decode, device)
@@ -182,22 +166,18 @@ def triton(name: str, decode: str, concurrency: int, work: Path, device: str) ->
     run_dir.mkdir(exist_ok=True)
     file = run_dir / "deployments.yaml"
     file.write_text(yaml.safe_dump(deployments))
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    argv, env = triton_command(build_model_repository(file, run_dir), run_dir, http, grpc, metrics)
-    process = spawn("tritonserver", argv, run_dir, env={**os.environ, **env})
-    try:
-        wait_healthy(process, Probe("http", "127.0.0.1", http, "/v2/health/ready").check, timeout_s=300)
-        client = TritonClient(f"127.0.0.1:{grpc}", "asr-sactc")
+    with local_triton(file, run_dir, timeout_s=300) as server:
+        client = TritonClient(server.grpc_address, "asr-sactc")
         bodies, seconds = requests(work, concurrency)
         audio = sum(seconds)
         client.predict(bodies[0], 600)  # warm-up
         sequential = [timed(lambda b=b: client.predict(b, 600)) for b in bodies]
-        before = counts(metrics)
+        before = triton_counts(server.metrics_url, "asr-sactc")
         start = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             latencies = list(pool.map(lambda b: timed(lambda: client.predict(b, 600)), bodies))
         wall = time.perf_counter() - start
-        after = counts(metrics)
+        after = triton_counts(server.metrics_url, "asr-sactc")
         client.close()
         executions = after[1] - before[1]
         return {
@@ -209,8 +189,6 @@ def triton(name: str, decode: str, concurrency: int, work: Path, device: str) ->
             f"concurrent{concurrency}_max_s": max(latencies),
             "mean_batch": (after[0] - before[0]) / executions if executions else float("nan"),
         }
-    finally:
-        process.stop(grace_s=30)
 
 
 def loss_figures(loss_json: Path | None, work: Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -140,49 +139,30 @@ def peak_rss_mb(pids: list[int]) -> dict[str, float]:
     return peaks
 
 
-def counts(metrics_port: int) -> tuple[float, float]:
-    """(inferences, executions) of the face-vqvae model from Triton's metrics."""
-    import httpx
-
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-
-    def value(metric: str) -> float:
-        match = re.search(rf'^{metric}{{model="face-vqvae",version="1"}} (\S+)$', text, re.MULTILINE)
-        return float(match.group(1)) if match else float("nan")
-
-    return value("nv_inference_count"), value("nv_inference_exec_count")
-
-
 def triton(
     name: str, concurrency: int, count: int, run_dir: Path, threads: int | None, device: str
 ) -> dict[str, Any]:
     """One request at a time, then `count` requests from `concurrency` clients, on a real tritonserver."""
     from shared.serving.clients import TritonClient
-    from shared.serving.triton import build_model_repository, triton_command
-    from shared.stack.processes import Probe, session_members, spawn, wait_healthy
-    from shared.testing import free_port
+    from shared.serving.local import local_triton, triton_counts
+    from shared.stack.processes import session_members
 
     deployments = yaml.safe_load(DEPLOY.read_text())
     deployments["deployments"][0]["predictor_config"] = predictor_config(name, threads, device)
     deployments["deployments"][0]["max_batch_size"] = concurrency
     file = run_dir / f"{name}.yaml"
     file.write_text(yaml.safe_dump(deployments))
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    repository = build_model_repository(file, run_dir / name)
-    argv, env = triton_command(repository, run_dir / name, http, grpc, metrics)
-    process = spawn(f"triton-{name}", argv, run_dir, env={**os.environ, **env})
-    try:
-        wait_healthy(process, Probe("http", "127.0.0.1", http, "/v2/health/ready").check, timeout_s=300)
-        client = TritonClient(f"127.0.0.1:{grpc}", "face-vqvae")
+    with local_triton(file, run_dir / name, timeout_s=300) as server:
+        client = TritonClient(server.grpc_address, "face-vqvae")
         bodies, seconds = requests(name, count)
         client.predict(bodies[0], 600)  # warm-up
         sequential = statistics.median(timed(lambda: client.predict(bodies[0], 600), 3))
-        before = counts(metrics)
+        before = triton_counts(server.metrics_url, "face-vqvae")
         start = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             latencies = list(pool.map(lambda b: timed(lambda: client.predict(b, 600), 1)[0], bodies))
         wall = time.perf_counter() - start
-        after = counts(metrics)
+        after = triton_counts(server.metrics_url, "face-vqvae")
         client.close()
         executions = after[1] - before[1]
         return {
@@ -192,10 +172,8 @@ def triton(
             f"concurrent{concurrency}_p50_s": statistics.median(latencies),
             f"concurrent{concurrency}_max_s": max(latencies),
             "mean_batch": (after[0] - before[0]) / executions if executions else float("nan"),
-            "peak_rss_mb": peak_rss_mb(session_members(process.pid)),
+            "peak_rss_mb": peak_rss_mb(session_members(server.pid)),
         }
-    finally:
-        process.stop(grace_s=30)
 
 
 def machine(load_before: float) -> dict[str, Any]:

@@ -47,6 +47,8 @@ from shared.store import JobStore
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
+# The fixture Sleeper's message types, here and in the processes this one spawns (they import this module).
+sys.path[:0] = [str(FIXTURES), str(FIXTURES / "proto")]
 RESULTS = ROOT / "loadtests" / "results" / "spine.json"
 DEPLOYMENTS = ROOT / "loadtests" / "spine_deployments.yaml"
 DRAIN_S = 10.0
@@ -150,7 +152,6 @@ def measure_direct(urls: StackUrls, rate: float, duration_s: float) -> dict:
 
 
 def _measure_direct(urls: StackUrls, rate: float, duration_s: float) -> dict:
-    sys.path[:0] = [str(FIXTURES), str(FIXTURES / "proto")]  # the fixture Sleeper's message types
     # The clients the runners use: Ray Serve through a DeploymentHandle, Triton over gRPC.
     deployments = load_deployments(DEPLOYMENTS)
     endpoints = urls.model_endpoints()
@@ -363,7 +364,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    sys.path[:0] = [str(FIXTURES), str(FIXTURES / "proto")]  # the fixture Sleeper's message types
     rows = []
     for rate in rates:
         # A fresh stack per rate, as the raw floor gets fresh topics: tansu's memory storage slows down as

@@ -99,8 +99,8 @@ def ray_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient
 @pytest.fixture(scope="module")
 def triton_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient]:
     run_dir = tmp_path_factory.mktemp("triton")
-    with local_triton(deployments("triton", run_dir / "deployments.yaml", TINY), run_dir) as address:
-        client = TritonClient(address, "asr-sactc")
+    with local_triton(deployments("triton", run_dir / "deployments.yaml", TINY), run_dir) as triton:
+        client = TritonClient(triton.grpc_address, "asr-sactc")
         yield client
         client.close()
 

@@ -53,8 +53,8 @@ def ray_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient
 @pytest.fixture(scope="module")
 def triton_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelClient]:
     run_dir = tmp_path_factory.mktemp("triton")
-    with local_triton(tiny_deployments("triton", run_dir / "deployments.yaml"), run_dir) as address:
-        client = TritonClient(address, "face-vqvae")
+    with local_triton(tiny_deployments("triton", run_dir / "deployments.yaml"), run_dir) as triton:
+        client = TritonClient(triton.grpc_address, "face-vqvae")
         yield client
         client.close()
 
