@@ -345,7 +345,8 @@ class Consumer:
             raise BusError(f"commit failed: {error.str()}") from exc
 
     def lag(self) -> dict[tuple[str, int], int]:
-        """(topic, partition) -> high watermark minus committed offset, for the assigned partitions.
+        """(topic, partition) -> high watermark minus committed offset, for the assigned partitions that
+        have been fetched.
         On tansu 0.6 the high watermark is a batch's base offset + 1, so this under-reads there."""
         assigned = self._consumer.assignment()
         if not assigned:
@@ -354,8 +355,12 @@ class Consumer:
             committed = self._consumer.committed(assigned, timeout=5.0)
             lags = {}
             for tp in committed:
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
-                start = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else low
+                # Cached: the high watermark that the last fetch response carried, no round trip (a
+                # partition not fetched yet has none, and is left out).
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    continue
+                start = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else 0
                 lags[(tp.topic, tp.partition)] = max(high - start, 0)
         except KafkaException as exc:
             raise BusError(f"cannot read offsets: {exc.args[0].str()}") from exc

@@ -88,12 +88,7 @@ class JobStore:
 
     def put_jobs(self, jobs: list[jobs_pb2.Job]) -> None:
         """Store several jobs in one round trip (pipelined)."""
-        if not jobs:
-            return
-        pipe = self._redis.pipeline(transaction=False)
-        for job in jobs:
-            pipe.set(_job_key(job.job_id), job.SerializeToString(), ex=self._settings.job_ttl_s)
-        pipe.execute()
+        self.write(jobs, [])
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
         data = self._redis.get(_job_key(job_id))
@@ -113,9 +108,16 @@ class JobStore:
     def append_events(self, events: list[tuple[str, bytes]]) -> None:
         """Append (job_id, CloudEvent JSON) pairs to each job's history and publish them on the
         job's channel, pipelined."""
-        if not events:
+        self.write([], events)
+
+    def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
+        """Store the jobs, then append the events to their jobs' histories (and publish them), in one
+        round trip: Redis runs a pipeline's commands in order."""
+        if not jobs and not events:
             return
         pipe = self._redis.pipeline(transaction=False)
+        for job in jobs:
+            pipe.set(_job_key(job.job_id), job.SerializeToString(), ex=self._settings.job_ttl_s)
         for job_id, data in events:
             # History first: a follower that sees the publish can always find the event in the list.
             pipe.rpush(_events_key(job_id), data)

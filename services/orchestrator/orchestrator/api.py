@@ -26,7 +26,7 @@ from orchestrator.inputs import MediaUpload
 from orchestrator.jobs import JobService
 from orchestrator.middleware import BodySizeLimit, RequestMetrics, error_json
 from orchestrator.pipelines import load_pipelines
-from orchestrator.process import configure_logging, read_deployments
+from orchestrator.process import configure_logging, freeze_heap, read_deployments
 from orchestrator.settings import ApiSettings, OrchestratorSettings
 from orchestrator.views import (
     ErrorBody,
@@ -280,6 +280,7 @@ def main() -> None:
         settings.api.host,
         settings.api.grpc_port,
     )
+    freeze_heap()
     try:
         uvicorn.run(
             app, host=settings.api.host, port=settings.api.http_port, log_level=settings.log_level.lower()

@@ -13,7 +13,7 @@ from orate.v1 import jobs_pb2
 
 from orchestrator import codec, metrics
 from orchestrator.pipelines import load_pipelines
-from orchestrator.process import read_deployments, start_worker
+from orchestrator.process import freeze_heap, read_deployments, start_worker
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.transitions import DLQ_UNDECODABLE, Effects, JobMachine, command_job_id
 from shared import events
@@ -42,12 +42,11 @@ class Engine:
         self._producer = producer
         self._store = store
         self._topics = topics
-        self._lag = metrics.LagReporter(consumer, ENGINE_GROUP)
 
     def run(self, stop: threading.Event, max_records: int = 100, poll_timeout_s: float = 0.1) -> None:
-        while not stop.is_set():
-            self.run_once(max_records, poll_timeout_s)
-            self._lag.maybe_refresh()
+        with metrics.LagReporter(self._consumer, ENGINE_GROUP):
+            while not stop.is_set():
+                self.run_once(max_records, poll_timeout_s)
 
     def run_once(self, max_records: int = 100, poll_timeout_s: float = 0.1) -> int:
         """Process one poll batch; returns how many records it held."""
@@ -75,10 +74,7 @@ class Engine:
         # Effects reach the broker before the state that records them, so a crash re-produces, never loses.
         self._producer.flush()
         # Jobs before their events: a client that sees job.completed and reads the job finds it finished.
-        if changed:
-            self._store.put_jobs(list(changed.values()))
-        if history:
-            self._store.append_events(history)
+        self._store.write(list(changed.values()), history)
         for record in records:
             self._consumer.processed(record)
         return len(records)
@@ -146,6 +142,7 @@ def main() -> None:
     producer = Producer(settings.kafka, client_id)
     consumer = Consumer(settings.kafka, ENGINE_GROUP, [topics.jobs], client_id)
     log.info("engine up: %d pipelines %s", len(pipelines), sorted(pipelines))
+    freeze_heap()
     try:
         Engine(JobMachine(pipelines, topics.jobs), consumer, producer, store, topics).run(stop)
     finally:

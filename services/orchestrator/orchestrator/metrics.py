@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 
 from orate.v1 import jobs_pb2
 from prometheus_client import Counter, Gauge, Histogram
@@ -72,20 +72,30 @@ def observe_effects(job: jobs_pb2.Job, effects: Effects) -> None:
 
 
 class LagReporter:
-    """Refreshes orate_consumer_lag_records from Consumer.lag(), at most every interval_s (it asks the
-    broker)."""
+    """Refreshes orate_consumer_lag_records from Consumer.lag() every interval_s, on a thread of its own
+    while in use as a context manager: lag() asks the broker, which would stall the consumer's loop."""
 
     def __init__(self, consumer: Consumer, group: str, interval_s: float = 5.0) -> None:
         self._consumer = consumer
         self._group = group
         self._interval_s = interval_s
-        self._next = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lag-{group}", daemon=True)
 
-    def maybe_refresh(self) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            return
-        self._next = now + self._interval_s
+    def __enter__(self) -> LagReporter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self._interval_s)
+
+    def refresh(self) -> None:
         try:
             lags = self._consumer.lag()
         except BusError as exc:  # a metric is not worth stopping the consumer for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -37,3 +38,11 @@ def read_deployments(settings: OrchestratorSettings) -> DeploymentsFile:
     deployments = load_deployments(settings.deployments_file)
     sys.path.extend(entry for entry in deployments.python_path if entry not in sys.path)
     return deployments
+
+
+def freeze_heap() -> None:
+    """Call once set-up is done, before serving: moves every object alive now (imports, clients, the Ray
+    and gRPC runtimes) out of the collector's reach, so that a full collection scans only what the work
+    allocates. Without it, full collections in these processes took 25-75 ms (seen with gc.callbacks)."""
+    gc.collect()
+    gc.freeze()

@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from orate.v1 import common_pb2, jobs_pb2
 
 from orchestrator import codec, metrics
-from orchestrator.process import read_deployments, start_worker
+from orchestrator.process import freeze_heap, read_deployments, start_worker
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.transitions import DLQ_UNDECODABLE, is_terminal
 from shared.artifacts import ArtifactNotFound, ArtifactStore, artifact_store, job_artifact_key
@@ -73,7 +73,6 @@ class StageRunner:
         self._concurrency = concurrency
         self._clock = clock
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"runner-{service}")
-        self._lag = metrics.LagReporter(consumer, runner_group(service))
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._running = 0
@@ -83,9 +82,9 @@ class StageRunner:
         self._resend: list[tuple[Record, bytes, dict[str, str]]] = []
 
     def run(self, stop: threading.Event, poll_timeout_s: float = 0.1) -> None:
-        while not stop.is_set():
-            self.run_once(poll_timeout_s)
-            self._lag.maybe_refresh()
+        with metrics.LagReporter(self._consumer, runner_group(self._service)):
+            while not stop.is_set():
+                self.run_once(poll_timeout_s)
         self.drain()
 
     def run_once(self, poll_timeout_s: float = 0.1) -> int:
@@ -295,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.runner.concurrency,
     )
     log.info("runner for %s up (%s backend)", args.service, spec.backend)
+    freeze_heap()
     try:
         runner.run(stop)
     finally:

@@ -234,6 +234,10 @@ class FakeStore:
         for job_id, data in events:
             self.events.setdefault(job_id, []).append(data)
 
+    def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
+        self.put_jobs(jobs)
+        self.append_events(events)
+
     def follow_events(self, job_id: str, timeout_s: float) -> Iterator[bytes]:
         for data in self.events.get(job_id, []):
             yield data
