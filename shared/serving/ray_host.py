@@ -93,7 +93,7 @@ def serve_until_stopped(args: argparse.Namespace, deployments: DeploymentsFile) 
     import ray
     from ray import serve
 
-    from shared.serving.ray_serve import application
+    from shared.serving.ray_serve import LOGGING, application
 
     specs = [spec for spec in deployments.deployments if spec.backend == "ray"]
     stop = threading.Event()
@@ -102,7 +102,7 @@ def serve_until_stopped(args: argparse.Namespace, deployments: DeploymentsFile) 
         ray.init(address=node.address, _node_ip_address="127.0.0.1", namespace=RAY_NAMESPACE)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        serve.start(http_options={"host": "127.0.0.1", "port": args.serve_port})
+        serve.start(http_options={"host": "127.0.0.1", "port": args.serve_port}, logging_config=LOGGING)
         if specs:
             serve.run_many(
                 [
