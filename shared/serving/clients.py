@@ -4,7 +4,10 @@ serialized response message."""
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -15,7 +18,14 @@ from shared.serving.deployments import DeploymentSpec
 from shared.serving.predictor import InvalidRequest
 from shared.settings import ModelEndpoints
 
+if TYPE_CHECKING:
+    from ray.serve.handle import DeploymentHandle
+
+log = logging.getLogger(__name__)
+
 PROTOBUF = "application/x-protobuf"
+# How long a Ray runner waits at start for Serve to run its deployment (the stack's start-up timeout).
+_SERVE_WAIT_S = 300.0
 # Enough pooled connections for a runner's thread pool to keep a deployment's batches full.
 MAX_CONNECTIONS = 64
 
@@ -70,17 +80,15 @@ class RayHandleClient(ModelClient):
     def __init__(self, ray_address: str, auth_token: str, service: str) -> None:
         from shared.serving.ray_driver import connect
 
+        # Ray is imported (in _wait_for_handle) after connect() has set the environment it reads at
+        # import; and only processes that call Ray deployments need it.
         connect(ray_address, auth_token)
-        # Imported here, after connect() has set the environment Ray reads at import; and only processes
-        # that call Ray deployments need Ray.
-        from ray import serve
-
         self.service = service
         # By value over Serve's gRPC channel to the replica instead of Ray actor calls and object refs
         # (nothing here passes a response on to another deployment): at 100 no-op calls/s this cut the
         # caller's CPU from 28 % to 15 % of a core and the replica's from 27 % to 17 %. The payload is
         # bytes, so plain pickle is enough.
-        self._handle = serve.get_deployment_handle(service, app_name=service).options(
+        self._handle = _wait_for_handle(service).options(
             _by_reference=False, request_serialization="pickle", response_serialization="pickle"
         )
 
@@ -99,6 +107,25 @@ class RayHandleClient(ModelClient):
             raise ModelUnavailable(
                 f"ray deployment {self.service}: {type(reason).__name__}: {reason}"
             ) from exc
+
+
+def _wait_for_handle(service: str) -> DeploymentHandle:
+    """The deployment's handle once Serve runs it: a runner may start before the Ray host has deployed
+    its applications (in the embedded stack, and in Kubernetes), and waits rather than crash-looping."""
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    deadline = time.monotonic() + _SERVE_WAIT_S
+    while True:
+        try:
+            return serve.get_deployment_handle(service, app_name=service)
+        except (RayServeException, KeyError, ValueError) as exc:
+            if time.monotonic() > deadline:
+                raise ModelUnavailable(
+                    f"ray deployment {service} not served after {_SERVE_WAIT_S:g} s: {exc}"
+                ) from exc
+            log.info("waiting for ray deployment %s (%s)", service, exc)
+            time.sleep(1.0)
 
 
 def error_reason(response: httpx.Response) -> str:

@@ -268,8 +268,8 @@ def _orchestrator(config: StackConfig, services: list[str]) -> list[ComponentSpe
             stop_grace_s=config.stop_grace_s,
         )
     ]
-    # The engine and the runners have no API of their own: their metrics endpoint answering means
-    # they are up.
+    # The engine and the runners have no API of their own: they open their metrics endpoint once their
+    # clients are connected (a Ray runner has joined the cluster), so its answering means they are up.
     workers = [("engine", ["orchestrator.engine"], ports.engine_metrics)]
     workers += [
         (f"runner-{service}", ["orchestrator.runner", "--service", service], ports.runner_metrics + i)

@@ -13,7 +13,7 @@ from orate.v1 import jobs_pb2
 
 from orchestrator import codec, metrics
 from orchestrator.pipelines import load_pipelines
-from orchestrator.process import freeze_heap, read_deployments, start_worker
+from orchestrator.process import read_deployments, start_worker, worker_ready
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.transitions import DLQ_UNDECODABLE, Effects, JobMachine, command_job_id
 from shared import events
@@ -142,7 +142,7 @@ def main() -> None:
     producer = Producer(settings.kafka, client_id)
     consumer = Consumer(settings.kafka, ENGINE_GROUP, [topics.jobs], client_id)
     log.info("engine up: %d pipelines %s", len(pipelines), sorted(pipelines))
-    freeze_heap()
+    worker_ready(settings)
     try:
         Engine(JobMachine(pipelines, topics.jobs), consumer, producer, store, topics).run(stop)
     finally:

@@ -22,11 +22,9 @@ def configure_logging(settings: OrchestratorSettings) -> None:
 
 
 def start_worker(settings: OrchestratorSettings) -> threading.Event:
-    """Set up a consumer process (engine, runner): logging, /metrics when a port is set, and an event that
-    SIGTERM/SIGINT set so the loop can finish its batch and leave the group cleanly."""
+    """Set up a consumer process (engine, runner): logging, and an event that SIGTERM/SIGINT set so the
+    loop can finish its batch and leave the group cleanly."""
     configure_logging(settings)
-    if settings.metrics_port is not None:
-        start_metrics_server(settings.metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -46,3 +44,11 @@ def freeze_heap() -> None:
     allocates. Without it, full collections in these processes took 25-75 ms (seen with gc.callbacks)."""
     gc.collect()
     gc.freeze()
+
+
+def worker_ready(settings: OrchestratorSettings) -> None:
+    """A consumer process has its clients (Ray joined, broker and Redis reached): freeze the heap, then
+    open /metrics (when a port is set), which is what the stack's health probe waits for."""
+    freeze_heap()
+    if settings.metrics_port is not None:
+        start_metrics_server(settings.metrics_port)

@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from orate.v1 import common_pb2, jobs_pb2
 
 from orchestrator import codec, metrics
-from orchestrator.process import freeze_heap, read_deployments, start_worker
+from orchestrator.process import read_deployments, start_worker, worker_ready
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.transitions import DLQ_UNDECODABLE, is_terminal
 from shared.artifacts import ArtifactNotFound, ArtifactStore, artifact_store, job_artifact_key
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.runner.concurrency,
     )
     log.info("runner for %s up (%s backend)", args.service, spec.backend)
-    freeze_heap()
+    worker_ready(settings)
     try:
         runner.run(stop)
     finally:
