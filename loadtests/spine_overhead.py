@@ -16,7 +16,6 @@ keep-alive connections, so that the generator takes as little as possible of the
 from __future__ import annotations
 
 import argparse
-import gc
 import http.client
 import json
 import multiprocessing as mp
@@ -34,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+from orchestrator.process import freeze_heap
 
 from shared import events
 from shared.bus import Consumer, Producer, Topics, ensure_topics
@@ -63,13 +63,6 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
         "p50_ms": round(float(np.percentile(values_ms, 50)), 2),
         "p99_ms": round(float(np.percentile(values_ms, 99)), 2),
     }
-
-
-def quiet_collector() -> None:
-    """Freeze what is alive now out of the garbage collector's reach, as the orchestrator's processes do:
-    a full collection of the load generator's or the collector's heap would show up as latency."""
-    gc.collect()
-    gc.freeze()
 
 
 def open_loop(rate: float, duration_s: float, fire: Callable[[int], object], workers: int = 32) -> None:
@@ -122,7 +115,7 @@ def _collect(
     settings: KafkaSettings, topic: str, completed_only: bool, ready: mp.Event, stop: mp.Event, out: mp.Queue
 ) -> None:
     consumer = Consumer(settings, f"arrivals-{uuid.uuid4().hex[:6]}", [topic], "arrivals")
-    quiet_collector()
+    freeze_heap()  # as the orchestrator's processes do: its own collections would show as latency
     ready.set()
     while not stop.is_set():
         for record in consumer.poll_batch(500, 0.05):
@@ -262,7 +255,7 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
             sent[key] = time.perf_counter()
             producer.send(t["jobs"], key, b"x" * 100, {"kind": "submit"})
 
-    quiet_collector()
+    freeze_heap()
     start = time.perf_counter()
     open_loop(rate, duration_s, fire, workers=1)
     producer.flush()
@@ -313,7 +306,7 @@ def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dic
     arrivals.wait_for([job_id for job_id in warm if job_id], 60)
     sent.clear()
     submit_ms.clear()
-    quiet_collector()
+    freeze_heap()
     start = time.perf_counter()
     open_loop(rate, duration_s, fire)
     arrivals.wait_for(sent, DRAIN_S)

@@ -84,11 +84,7 @@ class JobStore:
 
     def put_job(self, job: jobs_pb2.Job) -> None:
         """Store the job (serialized protobuf) with the job TTL."""
-        self._redis.set(_job_key(job.job_id), job.SerializeToString(), ex=self._settings.job_ttl_s)
-
-    def put_jobs(self, jobs: list[jobs_pb2.Job]) -> None:
-        """Store several jobs in one round trip (pipelined)."""
-        self.write(jobs, [])
+        self.write([job], [])
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
         data = self._redis.get(_job_key(job_id))
@@ -104,11 +100,6 @@ class JobStore:
             for job_id, data in zip(job_ids, values, strict=True)
             if data is not None
         }
-
-    def append_events(self, events: list[tuple[str, bytes]]) -> None:
-        """Append (job_id, CloudEvent JSON) pairs to each job's history and publish them on the
-        job's channel, pipelined."""
-        self.write([], events)
 
     def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
         """Store the jobs, then append the events to their jobs' histories (and publish them), in one

@@ -66,7 +66,7 @@ def test_job_round_trip_with_ttl(store: JobStore, redis_settings: RedisSettings)
     assert 0 < ttl <= redis_settings.job_ttl_s
 
     others = [jobs_pb2.Job(job_id=_job_id(), pipeline=f"p{i}") for i in range(3)]
-    store.put_jobs(others)
+    store.write(others, [])
     missing = _job_id()
     found = store.get_jobs([o.job_id for o in others] + [missing])
     assert found == {o.job_id: o for o in others}
@@ -74,8 +74,8 @@ def test_job_round_trip_with_ttl(store: JobStore, redis_settings: RedisSettings)
 
 def test_follow_yields_history_then_live_events_and_stops_at_the_terminal_one(store: JobStore) -> None:
     job_id = _job_id()
-    store.append_events([(job_id, _event(job_id, events.JOB_ACCEPTED))])
-    store.append_events([(job_id, _event(job_id, events.STAGE_STARTED, "asr", 1))])
+    store.write([], [(job_id, _event(job_id, events.JOB_ACCEPTED))])
+    store.write([], [(job_id, _event(job_id, events.STAGE_STARTED, "asr", 1))])
     received: queue.Queue[bytes | None] = queue.Queue()
 
     def follow() -> None:
@@ -88,7 +88,7 @@ def test_follow_yields_history_then_live_events_and_stops_at_the_terminal_one(st
     history = [received.get(timeout=5.0), received.get(timeout=5.0)]
     assert _types(history) == [events.JOB_ACCEPTED, events.STAGE_STARTED]
 
-    store.append_events(
+    store.write([], 
         [
             (job_id, _event(job_id, events.STAGE_STARTED, "asr", 1)),  # a replay: dropped
             (job_id, _event(job_id, events.STAGE_COMPLETED, "asr", 1)),
@@ -106,7 +106,7 @@ def test_follow_yields_history_then_live_events_and_stops_at_the_terminal_one(st
 def test_follow_of_a_finished_job_returns_its_history_at_once(store: JobStore) -> None:
     job_id = _job_id()
     finished = [events.JOB_ACCEPTED, events.JOB_FAILED]
-    store.append_events([(job_id, _event(job_id, event_type)) for event_type in finished])
+    store.write([], [(job_id, _event(job_id, event_type)) for event_type in finished])
     started = time.monotonic()
     assert _types(list(store.follow_events(job_id, timeout_s=30.0))) == finished
     assert time.monotonic() - started < 5.0
@@ -114,7 +114,7 @@ def test_follow_of_a_finished_job_returns_its_history_at_once(store: JobStore) -
 
 def test_follow_gives_up_after_silence(store: JobStore) -> None:
     job_id = _job_id()
-    store.append_events([(job_id, _event(job_id, events.JOB_ACCEPTED))])
+    store.write([], [(job_id, _event(job_id, events.JOB_ACCEPTED))])
     started = time.monotonic()
     assert _types(list(store.follow_events(job_id, timeout_s=0.3))) == [events.JOB_ACCEPTED]
     assert 0.3 <= time.monotonic() - started < 3.0

@@ -92,10 +92,10 @@ class LagReporter:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.refresh()
+            self._refresh()
             self._stop.wait(self._interval_s)
 
-    def refresh(self) -> None:
+    def _refresh(self) -> None:
         try:
             lags = self._consumer.lag()
         except BusError as exc:  # a metric is not worth stopping the consumer for

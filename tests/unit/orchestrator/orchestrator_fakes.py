@@ -212,15 +212,7 @@ class FakeStore:
             del self.keys[key]
 
     def put_job(self, job: jobs_pb2.Job) -> None:
-        self.put_jobs([job])
-
-    def put_jobs(self, jobs: list[jobs_pb2.Job]) -> None:
-        if self.fail_next_put:
-            self.fail_next_put = False
-            raise ConnectionError("redis down")
-        self.log.append("put_jobs")
-        for job in jobs:
-            self.jobs[job.job_id] = job.SerializeToString()
+        self.write([job], [])
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
         data = self.jobs.get(job_id)
@@ -229,14 +221,16 @@ class FakeStore:
     def get_jobs(self, job_ids: list[str]) -> dict[str, jobs_pb2.Job]:
         return {job_id: job for job_id in job_ids if (job := self.get_job(job_id)) is not None}
 
-    def append_events(self, events: list[tuple[str, bytes]]) -> None:
+    def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
+        if self.fail_next_put:
+            self.fail_next_put = False
+            raise ConnectionError("redis down")
+        self.log.append("put_jobs")
+        for job in jobs:
+            self.jobs[job.job_id] = job.SerializeToString()
         self.log.append("append_events")
         for job_id, data in events:
             self.events.setdefault(job_id, []).append(data)
-
-    def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
-        self.put_jobs(jobs)
-        self.append_events(events)
 
     def follow_events(self, job_id: str, timeout_s: float) -> Iterator[bytes]:
         for data in self.events.get(job_id, []):

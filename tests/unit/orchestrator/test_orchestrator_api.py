@@ -246,7 +246,7 @@ def test_events_stream_history_as_server_sent_events(api: Api) -> None:
     job_id = api.client.post("/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}).json()["job_id"]
     for kind in (events.JOB_ACCEPTED, events.JOB_COMPLETED):
         event = jobs_pb2.JobEvent(job_id=job_id, type=kind, time_unix_ms=5)
-        api.store.append_events([(job_id, events.to_cloudevent(event))])
+        api.store.write([], [(job_id, events.to_cloudevent(event))])
     response = api.client.get(f"/v1/jobs/{job_id}/events")
     assert response.headers["content-type"].startswith("text/event-stream")
     blocks = [block for block in response.text.split("\n\n") if block]
