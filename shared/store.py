@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import redis
+import redis.asyncio
 from orate.v1 import jobs_pb2
 
 from shared.events import TERMINAL_TYPES
@@ -120,24 +121,27 @@ class JobStore:
     def event_history(self, job_id: str) -> list[bytes]:
         return self._redis.lrange(_events_key(job_id), 0, -1)
 
-    def follow_events(self, job_id: str, timeout_s: float) -> Iterator[bytes]:
+    async def follow_events(self, job_id: str, timeout_s: float) -> AsyncIterator[bytes]:
         """Every event of the job: the history first, then new ones as they are published, until
         the job's terminal event or timeout_s of silence. Subscribes before reading the history
-        and drops duplicates, so nothing published in between is missed."""
-        pubsub = self._redis.pubsub()
+        and drops duplicates, so nothing published in between is missed. A follower waits on the
+        event loop with a connection of its own (closed when it ends), holding no thread: a server
+        can keep thousands of streams open while its thread pool serves requests."""
+        client = redis.asyncio.Redis.from_url(self._settings.url, socket_connect_timeout=5.0)
+        pubsub = client.pubsub()
         try:
-            pubsub.subscribe(_events_key(job_id))
+            await pubsub.subscribe(_events_key(job_id))
             # SUBSCRIBE is only in force once Redis confirms it; reading the history before that
             # could miss an event published in between.
             deadline = time.monotonic() + 10.0
             while True:
-                message = pubsub.get_message(timeout=max(deadline - time.monotonic(), 0.0))
+                message = await pubsub.get_message(timeout=max(deadline - time.monotonic(), 0.0))
                 if message is not None and message["type"] == "subscribe":
                     break
                 if time.monotonic() >= deadline:
                     raise redis.TimeoutError(f"no confirmation of the subscription to {job_id}'s events")
             seen: set[bytes | str] = set()
-            for data in self.event_history(job_id):
+            for data in await client.lrange(_events_key(job_id), 0, -1):
                 identity, terminal = _event_identity(data)
                 if identity in seen:
                     continue
@@ -150,7 +154,7 @@ class JobStore:
                 remaining = silent_until - time.monotonic()
                 if remaining <= 0:
                     return
-                message = pubsub.get_message(timeout=remaining)
+                message = await pubsub.get_message(timeout=remaining)
                 if message is None or message["type"] != "message":
                     continue
                 data = message["data"]
@@ -163,7 +167,8 @@ class JobStore:
                 if terminal:
                     return
         finally:
-            pubsub.close()
+            await pubsub.aclose()
+            await client.aclose()
 
     def incr(self, counter: str, by: int = 1) -> int:
         """Add to the counter `orate:counter:<counter>` (no TTL) and return its new value."""

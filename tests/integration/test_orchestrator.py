@@ -5,6 +5,7 @@ timeouts, cancellation, idempotency, gRPC, and an engine killed mid-job."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import io
 import json
@@ -27,12 +28,16 @@ from shared.bus import CONTENT_TYPE_HEADER, Consumer, Record, Topics
 from shared.media import encode_wav
 from shared.stack.config import StackConfig, StackPorts
 from shared.stack.control import Stack, StackUrls, running_stack
+from shared.store import JobStore
 from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PRODUCT_BACKEND_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "product_backend" / "consumer.py"
+# More open event streams than the API's thread pool (40) and its former gRPC workers (32).
+SSE_FOLLOWERS = 48
+GRPC_FOLLOWERS = 40
 TERMINAL = {"succeeded", "failed", "cancelled"}
 # What a successful two-stage job emits, in order.
 TWO_STAGE_EVENTS = [
@@ -224,6 +229,48 @@ def test_grpc_submit_get_and_stream(stack: tuple[Stack, StackUrls]) -> None:
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
         names = [p.name for p in client.ListPipelines(jobs_pb2.ListPipelinesRequest()).pipelines]
         assert "fixture-two-stage" in names
+
+
+def test_open_event_streams_hold_no_worker(api: httpx.Client, stack: tuple[Stack, StackUrls]) -> None:
+    """More followers of a silent job than the REST thread pool (40) and the old gRPC workers (32) hold:
+    reads and submits still answer, and every stream gets the job's terminal event when it comes."""
+    _, urls = stack
+    assert urls.api_url is not None and urls.api_grpc is not None
+    store = JobStore(urls.redis_settings())
+    job_id = f"silent-{uuid.uuid4().hex[:8]}"
+    store.put_job(jobs_pb2.Job(job_id=job_id, pipeline="fixture-noop", status=jobs_pb2.JOB_STATUS_QUEUED))
+    limits = httpx.Limits(max_connections=SSE_FOLLOWERS)
+    with (
+        httpx.Client(base_url=urls.api_url, timeout=60, limits=limits) as followers,
+        grpc.insecure_channel(urls.api_grpc) as channel,
+        contextlib.ExitStack() as streams,
+    ):
+        sse = [
+            streams.enter_context(followers.stream("GET", f"/v1/jobs/{job_id}/events"))
+            for _ in range(SSE_FOLLOWERS)
+        ]
+        assert {response.status_code for response in sse} == {200}
+        client = jobs_pb2_grpc.JobServiceStub(channel)
+        grpc_streams = [
+            client.StreamJobEvents(jobs_pb2.GetJobRequest(job_id=job_id), timeout=60)
+            for _ in range(GRPC_FOLLOWERS)
+        ]
+        streams.callback(lambda: [call.cancel() for call in grpc_streams])
+        time.sleep(1.0)  # let the server take every stream before asking it for anything else
+
+        assert api.get(f"/v1/jobs/{job_id}", timeout=10).json()["status"] == "queued"
+        assert client.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=10).job_id == job_id
+        noop = submit(api, "fixture-noop", {"tag": "busy"})
+        assert wait_finished(api, noop["job_id"])["status"] == "succeeded"
+
+        cancelled = jobs_pb2.JobEvent(job_id=job_id, type=events.JOB_CANCELLED, time_unix_ms=1)
+        store.write([], [(job_id, events.to_cloudevent(cancelled))])
+        for response in sse:
+            types = [line for line in response.iter_lines() if line.startswith("event: ")]
+            assert types == [f"event: {events.JOB_CANCELLED}"]
+        for call in grpc_streams:
+            assert [event.type for event in call] == [events.JOB_CANCELLED]
+    store.close()
 
 
 def test_engine_killed_mid_job_loses_nothing(api: httpx.Client, stack: tuple[Stack, StackUrls]) -> None:

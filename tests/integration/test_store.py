@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -78,22 +79,23 @@ def test_follow_yields_history_then_live_events_and_stops_at_the_terminal_one(st
     store.write([], [(job_id, _event(job_id, events.STAGE_STARTED, "asr", 1))])
     received: queue.Queue[bytes | None] = queue.Queue()
 
-    def follow() -> None:
-        for data in store.follow_events(job_id, timeout_s=10.0):
+    async def follow() -> None:
+        async for data in store.follow_events(job_id, timeout_s=10.0):
             received.put(data)
         received.put(None)
 
-    follower = threading.Thread(target=follow, daemon=True)
+    follower = threading.Thread(target=asyncio.run, args=(follow(),), daemon=True)
     follower.start()
     history = [received.get(timeout=5.0), received.get(timeout=5.0)]
     assert _types(history) == [events.JOB_ACCEPTED, events.STAGE_STARTED]
 
-    store.write([], 
+    store.write(
+        [],
         [
             (job_id, _event(job_id, events.STAGE_STARTED, "asr", 1)),  # a replay: dropped
             (job_id, _event(job_id, events.STAGE_COMPLETED, "asr", 1)),
             (job_id, _event(job_id, events.JOB_COMPLETED)),
-        ]
+        ],
     )
     live = []
     while (item := received.get(timeout=5.0)) is not None:
@@ -108,7 +110,7 @@ def test_follow_of_a_finished_job_returns_its_history_at_once(store: JobStore) -
     finished = [events.JOB_ACCEPTED, events.JOB_FAILED]
     store.write([], [(job_id, _event(job_id, event_type)) for event_type in finished])
     started = time.monotonic()
-    assert _types(list(store.follow_events(job_id, timeout_s=30.0))) == finished
+    assert _types(_follow_all(store, job_id, timeout_s=30.0)) == finished
     assert time.monotonic() - started < 5.0
 
 
@@ -116,8 +118,15 @@ def test_follow_gives_up_after_silence(store: JobStore) -> None:
     job_id = _job_id()
     store.write([], [(job_id, _event(job_id, events.JOB_ACCEPTED))])
     started = time.monotonic()
-    assert _types(list(store.follow_events(job_id, timeout_s=0.3))) == [events.JOB_ACCEPTED]
+    assert _types(_follow_all(store, job_id, timeout_s=0.3)) == [events.JOB_ACCEPTED]
     assert 0.3 <= time.monotonic() - started < 3.0
+
+
+def _follow_all(store: JobStore, job_id: str, timeout_s: float) -> list[bytes]:
+    async def follow() -> list[bytes]:
+        return [data async for data in store.follow_events(job_id, timeout_s)]
+
+    return asyncio.run(follow())
 
 
 def test_counters(store: JobStore) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import uvicorn
@@ -122,8 +123,9 @@ def create_app(
         responses={200: {"content": {"text/event-stream": {}}}, **ERROR_RESPONSES},
         summary="Server-sent events: the job's history, then live events until its terminal event",
     )
-    def job_events(job_id: str) -> StreamingResponse:
-        return StreamingResponse(_sse(service.follow_events(job_id)), media_type="text/event-stream")
+    async def job_events(job_id: str) -> StreamingResponse:
+        cloudevents = await run_in_threadpool(service.follow_events, job_id)
+        return StreamingResponse(_sse(cloudevents), media_type="text/event-stream")
 
     @app.post("/v1/jobs/{job_id}:cancel", status_code=202, response_model=JobView, responses=ERROR_RESPONSES)
     @app.post("/v1/jobs/{job_id}/cancel", status_code=202, response_model=JobView, include_in_schema=False)
@@ -221,8 +223,8 @@ def _parse_envelope(body: bytes) -> SubmitRequest:
         raise MalformedRequest(f'expected {{"pipeline": str, "inputs": {{...}}}}: {problems}') from exc
 
 
-def _sse(cloudevents: Iterator[bytes]) -> Iterator[str]:
-    for raw in cloudevents:
+async def _sse(cloudevents: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    async for raw in cloudevents:
         event = events.from_cloudevent(raw)
         data = json.dumps(event, separators=(",", ":"))
         yield f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
@@ -272,24 +274,33 @@ def main() -> None:
     ready_checks = {"redis": store.ping, "broker": BrokerProbe(settings.kafka, topics.jobs)}
     models = DirectModels(deployments, settings.endpoints)
     app = create_app(service, settings.api, ready_checks, models)
-    grpc_server = serve_grpc(service, settings.api)
-    log.info(
-        "API on http://%s:%d and grpc %s:%d",
-        settings.api.host,
-        settings.api.http_port,
-        settings.api.host,
-        settings.api.grpc_port,
+    config = uvicorn.Config(
+        app, host=settings.api.host, port=settings.api.http_port, log_level=settings.log_level.lower()
     )
     freeze_heap()
     try:
-        uvicorn.run(
-            app, host=settings.api.host, port=settings.api.http_port, log_level=settings.log_level.lower()
-        )
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(serve(uvicorn.Server(config), service, settings.api))
     finally:
-        grpc_server.stop(grace=5)
         models.close()
         producer.close()
         store.close()
+
+
+async def serve(server: uvicorn.Server, service: JobService, settings: ApiSettings) -> None:
+    """REST and gRPC on one event loop, where open event streams wait without holding a thread."""
+    grpc_server = await serve_grpc(service, settings)
+    log.info(
+        "API on http://%s:%d and grpc %s:%d",
+        settings.host,
+        settings.http_port,
+        settings.host,
+        settings.grpc_port,
+    )
+    try:
+        await server.serve()
+    finally:
+        await grpc_server.stop(grace=5)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent import futures
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import grpc
+from fastapi.concurrency import run_in_threadpool
 from orate.v1 import jobs_pb2, jobs_pb2_grpc
 
 from orchestrator import codec, metrics
@@ -29,54 +29,65 @@ STATUS_CODES = {
 
 
 class JobServiceServicer(jobs_pb2_grpc.JobServiceServicer):
-    """Media inputs travel as json Values {"base64": ..., "media_type": ...}, as in the REST JSON body."""
+    """Runs on the API's event loop (grpc.aio): unary calls run the blocking job service in the shared
+    thread pool, event streams wait on the loop and hold no thread. Media inputs travel as json Values
+    {"base64": ..., "media_type": ...}, as in the REST JSON body."""
 
     def __init__(self, service: JobService) -> None:
         self._service = service
 
-    def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
+    async def SubmitJob(
+        self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
         inputs = {name: codec.from_value(value) for name, value in request.inputs.items()}
-        job, created = _call(context, self._service.submit, request.pipeline, inputs, request.idempotency_key)
+        job, created = await _call(
+            context, self._service.submit, request.pipeline, inputs, request.idempotency_key
+        )
         if created:
             metrics.JOBS_SUBMITTED.labels(job.pipeline).inc()
         return job
 
-    def GetJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
-        return _call(context, self._service.get, request.job_id)
+    async def GetJob(
+        self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        return await _call(context, self._service.get, request.job_id)
 
-    def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
-        return _call(
+    async def CancelJob(
+        self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        return await _call(
             context, self._service.cancel, request.job_id, request.reason or "cancelled through gRPC"
         )
 
-    def StreamJobEvents(
-        self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext
-    ) -> Iterator[jobs_pb2.JobEvent]:
-        for raw in _call(context, self._service.follow_events, request.job_id):
+    async def StreamJobEvents(
+        self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[jobs_pb2.JobEvent]:
+        async for raw in await _call(context, self._service.follow_events, request.job_id):
             yield events.to_job_event(raw)
 
-    def ListPipelines(
-        self, request: jobs_pb2.ListPipelinesRequest, context: grpc.ServicerContext
+    async def ListPipelines(
+        self, request: jobs_pb2.ListPipelinesRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.ListPipelinesResponse:
         return jobs_pb2.ListPipelinesResponse(pipelines=[p.to_proto() for p in self._service.pipelines()])
 
 
-def _call(context: grpc.ServicerContext, fn: Callable[..., T], *args: object) -> T:
+async def _call(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: object) -> T:
     try:
-        return fn(*args)
+        return await run_in_threadpool(fn, *args)
     except JobServiceError as exc:
-        context.abort(STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message)
+        await context.abort(STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message)
         raise  # abort() raises; this line only tells type checkers so
 
 
-def serve_grpc(service: JobService, settings: ApiSettings, workers: int = 32) -> grpc.Server:
-    """Start the gRPC server on settings.grpc_port (messages up to the REST body limit)."""
+async def serve_grpc(service: JobService, settings: ApiSettings) -> grpc.aio.Server:
+    """Start the gRPC server on settings.grpc_port (messages up to the REST body limit) on the running
+    event loop."""
     options = [
         ("grpc.max_receive_message_length", settings.max_body_bytes),
         ("grpc.max_send_message_length", settings.max_body_bytes),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(workers, thread_name_prefix="grpc"), options=options)
+    server = grpc.aio.server(options=options)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServiceServicer(service), server)
     server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
-    server.start()
+    await server.start()
     return server

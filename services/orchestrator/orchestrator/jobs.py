@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from orate.v1 import jobs_pb2
@@ -100,8 +100,9 @@ class JobService:
             raise NotFound(f"job {job_id!r} has no artifact {stage}/{path}")
         return self._artifacts.get(value.artifact), value.artifact.media_type
 
-    def follow_events(self, job_id: str) -> Iterator[bytes]:
-        """The job's CloudEvents: history, then live ones until the terminal event or a long silence."""
+    def follow_events(self, job_id: str) -> AsyncIterator[bytes]:
+        """The job's CloudEvents: history, then live ones until the terminal event or a long silence.
+        Checks that the job exists now (NotFound), so a server can answer 404 before it streams."""
         self.get(job_id)
         return self._store.follow_events(job_id, self._settings.events_idle_timeout_s)
 

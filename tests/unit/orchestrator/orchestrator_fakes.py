@@ -5,7 +5,7 @@ of its own rather than conftest.py: test modules import it, and `conftest` is a 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from orate.v1 import common_pb2, jobs_pb2
@@ -232,7 +232,7 @@ class FakeStore:
         for job_id, data in events:
             self.events.setdefault(job_id, []).append(data)
 
-    def follow_events(self, job_id: str, timeout_s: float) -> Iterator[bytes]:
+    async def follow_events(self, job_id: str, timeout_s: float) -> AsyncIterator[bytes]:
         for data in self.events.get(job_id, []):
             yield data
             if from_cloudevent(data)["type"] in TERMINAL_TYPES:
