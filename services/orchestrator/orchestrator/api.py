@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import anyio
 import uvicorn
 from fastapi import FastAPI, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -146,6 +147,7 @@ def create_app(
         return [pipeline_view(pipeline) for pipeline in service.pipelines()]
 
     if models is not None:
+        direct_calls = anyio.CapacityLimiter(settings.direct_calls_in_flight)
 
         @app.get("/v1/models", response_model=list[ModelView])
         def list_models() -> list[ModelView]:
@@ -162,7 +164,9 @@ def create_app(
                 body = json.loads(await request.body())
             except ValueError as exc:
                 raise MalformedRequest(f"the body is not JSON: {exc}") from exc
-            answer = await run_in_threadpool(models.predict, model, body, timeout_s)
+            answer = await anyio.to_thread.run_sync(
+                models.predict, model, body, timeout_s, limiter=direct_calls
+            )
             return JSONResponse(answer)
 
     @app.get("/healthz")

@@ -23,6 +23,9 @@ class ApiSettings(BaseModel):
     max_audio_seconds: float = Field(600.0, gt=0)
     submit_ack_timeout_s: float = Field(10.0, gt=0, description="a submit waits this long for the broker")
     events_idle_timeout_s: float = Field(300.0, gt=0, description="an event stream ends after this silence")
+    # Each direct model call holds a thread while its model works; they have threads of their own, so
+    # long calls never take the 40 that job requests share. Calls beyond this wait, holding none.
+    direct_calls_in_flight: int = Field(16, ge=1, description="direct model calls running at once")
 
 
 class RunnerSettings(BaseModel):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -286,3 +289,46 @@ def test_value_kinds_survive_the_view(api: Api) -> None:
     assert job["inputs"] == {"text": "hi", "samples": 3}
     stored = api.store.get_job(job["job_id"])
     assert stored.inputs["samples"] == common_pb2.Value(number=3)
+
+
+class BlockedModels:
+    """Direct model calls that hold their thread until released, like a long model run."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = 0
+        self._lock = threading.Lock()
+
+    def views(self) -> list:
+        return []
+
+    def predict(self, service: str, body: dict, timeout_s: float) -> dict:
+        with self._lock:
+            self.started += 1
+        self.release.wait(30)
+        return {"service": service}
+
+
+def test_slow_direct_model_calls_leave_the_job_endpoints_answering(
+    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
+) -> None:
+    settings = ApiSettings(direct_calls_in_flight=8)
+    service = JobService(make_pipelines(TALK), store, producer, artifacts, TOPICS, settings)
+    models = BlockedModels()
+    calls = 48  # more than the 40 threads the job endpoints share
+    with (
+        TestClient(create_app(service, settings, {}, models)) as client,
+        ThreadPoolExecutor(calls + 1) as pool,
+    ):
+        job_id = client.post("/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}).json()["job_id"]
+        predictions = [pool.submit(client.post, "/v1/models/m:predict", json={}) for _ in range(calls)]
+        try:
+            deadline = time.monotonic() + 10
+            while models.started < settings.direct_calls_in_flight and time.monotonic() < deadline:
+                time.sleep(0.01)
+            read = pool.submit(client.get, f"/v1/jobs/{job_id}")
+            assert read.result(timeout=10).json()["job_id"] == job_id
+            assert models.started == settings.direct_calls_in_flight  # the rest wait, holding no thread
+        finally:
+            models.release.set()
+        assert [p.result(timeout=30).json() for p in predictions] == [{"service": "m"}] * calls
