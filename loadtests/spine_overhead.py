@@ -333,11 +333,22 @@ def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dic
     }
 
 
+def single_core_seconds() -> float:
+    """Seconds for a fixed pure-Python loop (10M additions) on an idle machine: the orchestrated path is
+    CPU-bound on 2 cores, so its figures move with the machine's speed, which this puts in the results."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - start, 2)
+
+
 def machine() -> dict:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        "python_loop_10m_additions_s": single_core_seconds(),
         "python": platform.python_version(),
         "broker": "tansu 0.6.0 (memory)",
         "kafka_client": "confluent-kafka (librdkafka)",
@@ -414,6 +425,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
+    host = machine()  # before any stack is up, so the calibration loop has the machine to itself
     rows, summaries = [], []
     for rate in rates:
         repeats = []
@@ -428,7 +440,7 @@ def main() -> None:
         "benchmark": "spine orchestration overhead (fixture-noop: Ray Serve no-op -> Triton no-op)",
         "command": f"python loadtests/spine_overhead.py --rates {args.rates} --duration {args.duration:g} "
         f"--repeats {args.repeats}",
-        "machine": machine(),
+        "machine": host,
         "duration_s_per_rate": args.duration,
         "partitions": PARTITIONS,
         "records_note": "each run (rate x repeat) is on a fresh stack (broker, Redis, Ray, Triton, "
