@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 
+import anyio
 import redis
 import redis.asyncio
 from orate.v1 import jobs_pb2
@@ -167,8 +168,11 @@ class JobStore:
                 if terminal:
                     return
         finally:
-            await pubsub.aclose()
-            await client.aclose()
+            # Shielded: a stream whose client left is cancelled by an anyio cancel scope (Starlette's),
+            # which would cancel these awaits too and leave both connections open.
+            with anyio.CancelScope(shield=True):
+                await pubsub.aclose()
+                await client.aclose()
 
     def incr(self, counter: str, by: int = 1) -> int:
         """Add to the counter `orate:counter:<counter>` (no TTL) and return its new value."""

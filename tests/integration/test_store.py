@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import anyio
 import pytest
 import redis
 from orate.v1 import jobs_pb2
@@ -133,3 +134,29 @@ def test_counters(store: JobStore) -> None:
     name = f"c-{uuid.uuid4().hex}"
     assert store.incr(name) == 1
     assert store.incr(name, by=4) == 5
+
+
+def test_a_follower_cancelled_mid_wait_closes_its_connection(
+    store: JobStore, redis_settings: RedisSettings
+) -> None:
+    """A client that goes away cancels its stream (Starlette does it through an anyio cancel scope, which
+    cancels every later await too): the follower must still close its Redis connection."""
+    job_id = _job_id()
+    store.write([], [(job_id, _event(job_id, events.JOB_ACCEPTED))])
+    admin = redis.Redis.from_url(redis_settings.url)
+    before = len(admin.client_list())
+
+    async def follow_until_cancelled() -> list[bytes]:
+        received = []
+        with anyio.move_on_after(0.5):
+            async for data in store.follow_events(job_id, timeout_s=30.0):
+                received.append(data)
+        return received
+
+    assert _types(anyio.run(follow_until_cancelled)) == [events.JOB_ACCEPTED]
+    # Redis drops a closed connection from its list a moment later.
+    deadline = time.monotonic() + 5.0
+    while len(admin.client_list()) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(admin.client_list()) == before
+    admin.close()
