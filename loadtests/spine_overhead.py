@@ -373,11 +373,14 @@ def bench_stack_config() -> StackConfig:
 
 
 def measure_rate(rate: float, duration_s: float) -> dict:
+    # The VM's speed drifts (the loop took 0.24-0.40 s within one session), so each run records it.
+    speed = single_core_seconds()
     # A fresh stack per run, as the raw floor gets fresh topics: tansu's memory storage slows down as
     # records accumulate, which would penalise whichever run comes last.
     with running_stack(bench_stack_config(), timeout_s=300) as urls:
         row = {
             "rate_jobs_per_s": rate,
+            "python_loop_10m_additions_s": speed,
             "direct": measure_direct(urls, rate, duration_s),
             "raw_floor": measure_raw_floor(urls.kafka_bootstrap, rate, duration_s),
             "orchestrated": measure_orchestrated(urls, rate, duration_s),
@@ -458,7 +461,7 @@ def main() -> None:
 def print_table(rows: list[dict]) -> None:
     head = (
         f"{'rate':>6} {'direct p50/p99':>16} {'raw/stage p50/p99':>19} {'orch added/stage p50/p99':>26} "
-        f"{'ratio':>6} {'orch jobs/s':>11} {'ok':>3}"
+        f"{'ratio':>6} {'orch jobs/s':>11} {'ok':>3} {'loop s':>6}"
     )
     print(head)
     for r in rows:
@@ -471,7 +474,8 @@ def print_table(rows: list[dict]) -> None:
             f"{r['rate_jobs_per_s']:>6g} {d['p50_ms']:>7.1f}/{d['p99_ms']:<8.1f} "
             f"{raw['p50_ms']:>8.1f}/{raw['p99_ms']:<10.1f} {o['p50_ms']:>12.1f}/{o['p99_ms']:<13.1f} "
             f"{r['ratio_p99_added_per_stage_to_raw_p99_per_stage']:>6.2f} "
-            f"{r['orchestrated']['jobs_per_s']:>11.1f} {'yes' if r['sustained'] else 'no':>3}"
+            f"{r['orchestrated']['jobs_per_s']:>11.1f} {'yes' if r['sustained'] else 'no':>3} "
+            f"{r['python_loop_10m_additions_s']:>6.2f}"
         )
 
 
