@@ -119,9 +119,6 @@ class JobStore:
             pipe.expire(_events_key(job_id), self._settings.job_ttl_s)
         pipe.execute()
 
-    def event_history(self, job_id: str) -> list[bytes]:
-        return self._redis.lrange(_events_key(job_id), 0, -1)
-
     async def follow_events(self, job_id: str, timeout_s: float) -> AsyncIterator[bytes]:
         """Every event of the job: the history first, then new ones as they are published, until
         the job's terminal event or timeout_s of silence. Subscribes before reading the history
