@@ -65,6 +65,14 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
     }
 
 
+def drift(values_ms: list[float]) -> dict[str, float]:
+    """p50 over the first and the last quarter of the run (values in send order): tansu slows down as its
+    partitions fill up (loadtests/broker_growth.py), so a rate can hold for seconds and not for minutes."""
+    quarter = max(len(values_ms) // 4, 1)
+    first, last = percentiles(values_ms[:quarter]), percentiles(values_ms[-quarter:])
+    return {"first_quarter_p50_ms": first["p50_ms"], "last_quarter_p50_ms": last["p50_ms"]}
+
+
 def open_loop(rate: float, duration_s: float, fire: Callable[[int], object], workers: int = 32) -> None:
     """Call fire(i) at a steady rate from a thread pool (arrivals don't wait for earlier calls)."""
     count = int(rate * duration_s)
@@ -274,6 +282,7 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
         "jobs_per_s": round(len(hops) / max(elapsed, 1e-9), 1),
         "six_hops": percentiles(hops),
         "per_stage": percentiles([h / 2 for h in hops]),
+        "per_stage_drift": drift([h / 2 for h in hops]),
     }
 
 
@@ -330,6 +339,7 @@ def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dic
         "submit_http": percentiles(submit_ms),
         "job": percentiles(e2e),
         "added_per_stage": percentiles(added),
+        "added_per_stage_drift": drift(added),
     }
 
 
@@ -356,7 +366,13 @@ def machine() -> dict:
 
 
 def sustained(run: dict, rate: float) -> bool:
-    return run["completed"] == run["jobs"] and run["jobs_per_s"] >= 0.9 * rate
+    """Every job done, at 90 % of the offered rate or more, and latency not running away within the run."""
+    late = run["added_per_stage_drift"]
+    return (
+        run["completed"] == run["jobs"]
+        and run["jobs_per_s"] >= 0.9 * rate
+        and late["last_quarter_p50_ms"] <= 2 * late["first_quarter_p50_ms"]
+    )
 
 
 def bench_stack_config() -> StackConfig:
@@ -461,7 +477,7 @@ def main() -> None:
 def print_table(rows: list[dict]) -> None:
     head = (
         f"{'rate':>6} {'direct p50/p99':>16} {'raw/stage p50/p99':>19} {'orch added/stage p50/p99':>26} "
-        f"{'ratio':>6} {'orch jobs/s':>11} {'ok':>3} {'loop s':>6}"
+        f"{'ratio':>6} {'orch jobs/s':>11} {'drift':>5} {'ok':>3} {'loop s':>6}"
     )
     print(head)
     for r in rows:
@@ -474,9 +490,16 @@ def print_table(rows: list[dict]) -> None:
             f"{r['rate_jobs_per_s']:>6g} {d['p50_ms']:>7.1f}/{d['p99_ms']:<8.1f} "
             f"{raw['p50_ms']:>8.1f}/{raw['p99_ms']:<10.1f} {o['p50_ms']:>12.1f}/{o['p99_ms']:<13.1f} "
             f"{r['ratio_p99_added_per_stage_to_raw_p99_per_stage']:>6.2f} "
-            f"{r['orchestrated']['jobs_per_s']:>11.1f} {'yes' if r['sustained'] else 'no':>3} "
+            f"{r['orchestrated']['jobs_per_s']:>11.1f} {late(r['orchestrated']):>5.2f} "
+            f"{'yes' if r['sustained'] else 'no':>3} "
             f"{r['python_loop_10m_additions_s']:>6.2f}"
         )
+
+
+def late(run: dict) -> float:
+    """Last-quarter p50 over first-quarter p50 of the added latency per stage."""
+    d = run["added_per_stage_drift"]
+    return d["last_quarter_p50_ms"] / max(d["first_quarter_p50_ms"], 1e-9)
 
 
 def print_summary(summaries: list[dict]) -> None:

@@ -111,6 +111,34 @@ def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float =
         raise BusError("could not create topics: " + "; ".join(failures))
 
 
+def end_offsets(settings: KafkaSettings, timeout_s: float = 5.0) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> end offset of every partition of the topics under settings.topic_prefix.
+    On tansu 0.6 the end offset is the last batch's base offset + 1: at least the number of batches the
+    partition holds, and those are what slow it down."""
+    consumer = _KafkaConsumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"orate-offsets-{secrets.token_hex(4)}",  # required, never joined
+            "error_cb": _log_client_error,
+            "logger": log,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s)
+        offsets = {}
+        for name, topic in metadata.topics.items():
+            if not name.startswith(f"{settings.topic_prefix}."):
+                continue
+            for partition in topic.partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=timeout_s)
+                offsets[(name, partition)] = high
+        return offsets
+    except KafkaException as exc:
+        raise BusError(f"cannot read end offsets: {exc.args[0].str()}") from exc
+    finally:
+        consumer.close()
+
+
 def new_traceparent() -> str:
     """A fresh W3C traceparent header value."""
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"

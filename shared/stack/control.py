@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.bus import BusError, end_offsets
 from shared.serving import ray_driver
 from shared.settings import KafkaSettings, ModelEndpoints, RedisSettings
+from shared.stack.components import TANSU_SLOW_BATCHES, TANSU_STALL_BATCHES
 from shared.stack.config import StackConfig
 from shared.stack.processes import (
     ManagedProcess,
@@ -92,12 +94,33 @@ class ComponentStatus:
 
 
 @dataclass(frozen=True)
+class BrokerFill:
+    """The embedded broker's fullest partition: it holds end_offset record batches at most."""
+
+    topic: str
+    partition: int
+    end_offset: int
+
+    def describe(self) -> str:
+        where = f"{self.topic}/{self.partition}"
+        line = f"broker: fullest partition {where} holds up to {self.end_offset} record batches"
+        if self.end_offset >= TANSU_SLOW_BATCHES:
+            line += (
+                f"\nwarning: tansu slows down past ~{TANSU_SLOW_BATCHES} batches per partition and may stall "
+                f"from ~{TANSU_STALL_BATCHES}; `orate down` then `orate up` empties it "
+                "(Redis too: job history goes)"
+            )
+        return line
+
+
+@dataclass(frozen=True)
 class StackStatus:
     run_dir: Path
     supervisor_pid: int | None
     state: str
     error: str | None
     components: list[ComponentStatus]
+    broker_fill: BrokerFill | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,9 +147,22 @@ class StackStatus:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             for row in rows
         ]
+        if self.broker_fill is not None:
+            lines.append(self.broker_fill.describe())
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)
+
+
+def _broker_fill(urls: StackUrls) -> BrokerFill | None:
+    try:
+        offsets = end_offsets(urls.kafka_settings(), timeout_s=2.0)
+    except BusError:
+        return None  # a status line is not worth failing `orate status` for
+    if not offsets:
+        return None
+    (topic, partition), end = max(offsets.items(), key=lambda item: item[1])
+    return BrokerFill(topic, partition, end)
 
 
 def _yes(flag: bool) -> str:
@@ -228,7 +264,9 @@ class Stack:
         for name, reason in state.get("skipped", {}).items():
             components.append(ComponentStatus(name, None, False, False, "", 0, skipped_because=reason))
         status = state.get("status", "unknown") if supervisor is not None else "not running"
-        return StackStatus(self.run_dir, supervisor, status, state.get("error"), components)
+        kafka_up = any(c.name == "kafka" and c.healthy for c in components)
+        fill = _broker_fill(StackUrls.from_state(state)) if kafka_up else None
+        return StackStatus(self.run_dir, supervisor, status, state.get("error"), components, fill)
 
     def down(self, timeout_s: float = DOWN_TIMEOUT_S) -> None:
         """SIGTERM the supervisor (it stops its components in reverse order) and wait for it; then

@@ -17,6 +17,7 @@ from shared.bus import (
     Producer,
     Record,
     Topics,
+    end_offsets,
     ensure_topics,
     job_headers,
 )
@@ -59,6 +60,22 @@ def test_ensure_topics_creates_partitions_and_tolerates_existing(kafka_settings:
     metadata = AdminClient({"bootstrap.servers": kafka_settings.bootstrap_servers}).list_topics(timeout=5)
     for name in names:
         assert len(metadata.topics[name].partitions) == kafka_settings.partitions
+
+
+def test_end_offsets_count_the_batches_of_every_partition_under_the_prefix(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topics = Topics(kafka_settings.topic_prefix)
+    ensure_topics(kafka_settings, [topics.jobs, topics.events])
+    producer = Producer(kafka_settings, client_id="test-producer")
+    for _ in range(5):  # flushed one by one: five batches, all on the partition of key "job-1"
+        producer.send(topics.jobs, "job-1", b"x")
+        producer.flush()
+    producer.close()
+    offsets = end_offsets(kafka_settings)
+    partitions = range(kafka_settings.partitions)
+    assert set(offsets) == {(topic, p) for topic in (topics.jobs, topics.events) for p in partitions}
+    assert sorted(offsets.values()) == [0] * (2 * kafka_settings.partitions - 1) + [5]
 
 
 def test_keyed_records_and_headers_round_trip_through_a_group(kafka_settings: KafkaSettings) -> None:

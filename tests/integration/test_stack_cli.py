@@ -18,7 +18,9 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient
 
+from shared.bus import Producer
 from shared.serving.deployments import load_deployments
+from shared.settings import KafkaSettings
 from shared.stack import Stack, StackConfig, StackError, free_stack_ports, running_stack
 from shared.stack.components import plan_stack
 from shared.stack.config import HOST, RAY_PORT_BLOCK
@@ -95,6 +97,8 @@ def test_orate_up_status_restart_down(tmp_path: Path, run_dir: Path) -> None:
         rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
         assert rows["kafka"][2:4] == ["yes", "yes"] and rows["redis"][2:4] == ["yes", "yes"]
         assert "skipped:" in rows["prometheus"] and "skipped:" in rows["orchestrator"]
+        assert "broker: fullest partition orate." in status.stdout
+        assert "holds up to 0 record batches" in status.stdout
 
         state = _state(run_dir)
         supervisor_pid = int((run_dir / "supervisor.pid").read_text())
@@ -105,6 +109,14 @@ def test_orate_up_status_restart_down(tmp_path: Path, run_dir: Path) -> None:
         # The platform topics exist with the configured partition count.
         partitions = _partitions(state["urls"]["kafka"])
         assert {name: partitions.get(name) for name in PLATFORM_TOPICS} == dict.fromkeys(PLATFORM_TOPICS, 2)
+        # Status reports the fullest partition (what slows tansu down), here three single-record batches.
+        producer = Producer(KafkaSettings(bootstrap_servers=state["urls"]["kafka"]), "test-fill")
+        for _ in range(3):
+            producer.send("orate.jobs", "job-1", b"x")
+            producer.flush()
+        producer.close()
+        fill = json.loads(_orate("status", "--json", *common).stdout)["broker_fill"]
+        assert fill["topic"] == "orate.jobs" and fill["end_offset"] == 3
 
         old_redis = _component(state, "redis")
         os.kill(old_redis["pid"], signal.SIGKILL)
