@@ -53,6 +53,23 @@ def _event_identity(data: bytes) -> tuple[bytes | str, bool]:
     return (identity if isinstance(identity, str) else data), envelope.get("type") in TERMINAL_TYPES
 
 
+async def _published(pubsub: redis.asyncio.client.PubSub, timeout_s: float) -> AsyncIterator[bytes]:
+    """Messages published on the subscribed channel, until timeout_s pass without one."""
+    silent_until = time.monotonic() + timeout_s
+    while (remaining := silent_until - time.monotonic()) > 0:
+        message = await pubsub.get_message(timeout=remaining)
+        if message is not None and message["type"] == "message":
+            silent_until = time.monotonic() + timeout_s
+            yield message["data"]
+
+
+async def _concat(first: list[bytes], then: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for item in first:
+        yield item
+    async for item in then:
+        yield item
+
+
 class JobStore:
     """Jobs are serialized `orate.v1.Job` messages under `orate:job:<id>`, kept for job_ttl_s;
     events are a list `orate:events:<id>` (same TTL) mirrored on the pub/sub channel of that name."""
@@ -138,29 +155,13 @@ class JobStore:
                     break
                 if time.monotonic() >= deadline:
                     raise redis.TimeoutError(f"no confirmation of the subscription to {job_id}'s events")
+            history = await client.lrange(_events_key(job_id), 0, -1)
             seen: set[bytes | str] = set()
-            for data in await client.lrange(_events_key(job_id), 0, -1):
+            async for data in _concat(history, _published(pubsub, timeout_s)):
                 identity, terminal = _event_identity(data)
                 if identity in seen:
                     continue
                 seen.add(identity)
-                yield data
-                if terminal:
-                    return
-            silent_until = time.monotonic() + timeout_s
-            while True:
-                remaining = silent_until - time.monotonic()
-                if remaining <= 0:
-                    return
-                message = await pubsub.get_message(timeout=remaining)
-                if message is None or message["type"] != "message":
-                    continue
-                data = message["data"]
-                identity, terminal = _event_identity(data)
-                if identity in seen:
-                    continue
-                seen.add(identity)
-                silent_until = time.monotonic() + timeout_s
                 yield data
                 if terminal:
                     return
