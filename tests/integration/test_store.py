@@ -133,12 +133,6 @@ def _follow_all(store: JobStore, job_id: str, timeout_s: float) -> list[bytes]:
     return asyncio.run(follow())
 
 
-def test_counters(store: JobStore) -> None:
-    name = f"c-{uuid.uuid4().hex}"
-    assert store.incr(name) == 1
-    assert store.incr(name, by=4) == 5
-
-
 def test_a_follower_cancelled_mid_wait_closes_its_connection(
     store: JobStore, redis_settings: RedisSettings
 ) -> None:
