@@ -73,6 +73,12 @@ def drift(values_ms: list[float]) -> dict[str, float]:
     return {"first_quarter_p50_ms": first["p50_ms"], "last_quarter_p50_ms": last["p50_ms"]}
 
 
+def drift_ratio(run: dict) -> float:
+    """Last-quarter p50 over first-quarter p50 of the orchestration's added latency per stage."""
+    d = run["added_per_stage_drift"]
+    return d["last_quarter_p50_ms"] / max(d["first_quarter_p50_ms"], 1e-9)
+
+
 def open_loop(rate: float, duration_s: float, fire: Callable[[int], object], workers: int = 32) -> None:
     """Call fire(i) at a steady rate from a thread pool (arrivals don't wait for earlier calls)."""
     count = int(rate * duration_s)
@@ -276,13 +282,14 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
         p.join(30)
     producer.close()
     hops = [(done[k] - s) * 1000 for k, s in sent.items() if k in done]
+    per_stage = [h / 2 for h in hops]
     return {
         "jobs": len(sent),
         "completed": len(hops),
         "jobs_per_s": round(len(hops) / max(elapsed, 1e-9), 1),
         "six_hops": percentiles(hops),
-        "per_stage": percentiles([h / 2 for h in hops]),
-        "per_stage_drift": drift([h / 2 for h in hops]),
+        "per_stage": percentiles(per_stage),
+        "per_stage_drift": drift(per_stage),
     }
 
 
@@ -367,12 +374,7 @@ def machine() -> dict:
 
 def sustained(run: dict, rate: float) -> bool:
     """Every job done, at 90 % of the offered rate or more, and latency not running away within the run."""
-    late = run["added_per_stage_drift"]
-    return (
-        run["completed"] == run["jobs"]
-        and run["jobs_per_s"] >= 0.9 * rate
-        and late["last_quarter_p50_ms"] <= 2 * late["first_quarter_p50_ms"]
-    )
+    return run["completed"] == run["jobs"] and run["jobs_per_s"] >= 0.9 * rate and drift_ratio(run) <= 2
 
 
 def bench_stack_config() -> StackConfig:
@@ -490,16 +492,10 @@ def print_table(rows: list[dict]) -> None:
             f"{r['rate_jobs_per_s']:>6g} {d['p50_ms']:>7.1f}/{d['p99_ms']:<8.1f} "
             f"{raw['p50_ms']:>8.1f}/{raw['p99_ms']:<10.1f} {o['p50_ms']:>12.1f}/{o['p99_ms']:<13.1f} "
             f"{r['ratio_p99_added_per_stage_to_raw_p99_per_stage']:>6.2f} "
-            f"{r['orchestrated']['jobs_per_s']:>11.1f} {late(r['orchestrated']):>5.2f} "
+            f"{r['orchestrated']['jobs_per_s']:>11.1f} {drift_ratio(r['orchestrated']):>5.2f} "
             f"{'yes' if r['sustained'] else 'no':>3} "
             f"{r['python_loop_10m_additions_s']:>6.2f}"
         )
-
-
-def late(run: dict) -> float:
-    """Last-quarter p50 over first-quarter p50 of the added latency per stage."""
-    d = run["added_per_stage_drift"]
-    return d["last_quarter_p50_ms"] / max(d["first_quarter_p50_ms"], 1e-9)
 
 
 def print_summary(summaries: list[dict]) -> None:
