@@ -9,9 +9,30 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/orate/v1/*.proto)
 FIXTURE_PROTOS := $(wildcard tests/fixtures/proto/orate_fixtures/v1/*.proto)
 
-.PHONY: install proto demo up down status test test-unit test-integration lint bench clean
+.PHONY: install system-packages sources proto demo up down status test test-unit test-integration lint bench clean
 
-install: $(STAMP) proto
+# Debian packages: offline voices (shared/voices.py), held-out real evaluation audio (shared/evalsets.py),
+# Mesa's software OpenGL through EGL for the preview renderer (shared/render).
+SYSTEM_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+  pocketsphinx-testdata transcriber libegl1 libegl-mesa0 libgl1-mesa-dri
+
+install: system-packages $(STAMP) proto sources
+
+# apt-get as root; anyone else is stopped here, before anything starts, with the exact command to run.
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages; run this first:"; \
+	    echo "  sudo apt-get install -y --no-install-recommends" $$missing; \
+	    exit 1; \
+	  fi; \
+	fi
 
 # torch first, from the local CPU wheel, so nothing later pulls a CUDA build.
 $(STAMP): pyproject.toml
@@ -21,6 +42,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	$(PIP) install -q --no-deps ttskit==0.3.8
 	touch $(STAMP)
+
+# Registry archives whose bundled real data the evaluation sets and the gesture and capture generators read
+# (downloaded into ~/.cache/orate/sources, never installed).
+sources: $(STAMP)
+	$(PY) -m shared.sources
 
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTOS)

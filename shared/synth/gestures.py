@@ -42,16 +42,15 @@ from pathlib import Path
 import numpy as np
 
 from shared import voices as catalogue
-from shared.evalsets import PypiArchive, read_member
 from shared.rigs.open_rig import PHENOTYPES, Skeleton
 from shared.rigs.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d
+from shared.sources import BVH_SDIST, read_member
 from shared.synth.bvh import BvhClip, open_rig_joints, read_bvh, retarget
 from shared.synth.texts import SENTENCES
 from shared.synth.tts.base import PAUSE, Synthesis, Timing
 
 FPS = 30
 SAMPLE_RATE = 16000
-BVH_SDIST = PypiArchive("bvhtoolbox==0.1.3", "bvhtoolbox-0.1.3.tar.gz", sdist=True)
 BVH_MEMBERS = tuple(
     f"bvhtoolbox-0.1.3/tests/example_files/{name}" for name in ("test_mocapbank.bvh", "test_freebvh.bvh")
 )

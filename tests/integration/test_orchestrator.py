@@ -179,7 +179,10 @@ def test_stage_timeout_is_enforced_and_retried(api: httpx.Client) -> None:
     assert "timed out" in job["error"]
 
 
-def test_cancel_mid_job_stops_it_and_ignores_the_late_result(api: httpx.Client) -> None:
+def test_cancel_mid_job_stops_it_and_ignores_the_late_result(
+    api: httpx.Client, stack: tuple[Stack, StackUrls]
+) -> None:
+    _, urls = stack
     job_id = submit(api, "fixture-sleepy", {"ray_seconds": 2, "triton_seconds": 0})["job_id"]
     deadline = time.monotonic() + 20
     while api.get(f"/v1/jobs/{job_id}").json()["stages"]["sleep_ray"]["status"] != "dispatched":
@@ -187,7 +190,10 @@ def test_cancel_mid_job_stops_it_and_ignores_the_late_result(api: httpx.Client) 
         time.sleep(0.05)
     assert api.post(f"/v1/jobs/{job_id}:cancel").status_code == 202
     assert wait_finished(api, job_id)["status"] == "cancelled"
-    time.sleep(2.5)  # the Ray stage finishes and reports back meanwhile
+    # The Ray stage finishes and reports back: its result is the job's third command (submit, cancel).
+    commands = consume(urls, Topics(urls.env["ORATE_KAFKA__TOPIC_PREFIX"]).jobs, job_id, 3)
+    kinds = [jobs_pb2.JobCommand.FromString(record.value).WhichOneof("command") for record in commands]
+    assert sorted(kinds) == ["cancel", "stage_result", "submit"]
     job = api.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "cancelled"
     assert {name: stage["status"] for name, stage in job["stages"].items()} == {
@@ -256,7 +262,9 @@ def test_open_event_streams_hold_no_worker(api: httpx.Client, stack: tuple[Stack
             for _ in range(GRPC_FOLLOWERS)
         ]
         streams.callback(lambda: [call.cancel() for call in grpc_streams])
-        time.sleep(1.0)  # let the server take every stream before asking it for anything else
+        # Every stream is open on the server: SSE answered 200 above, gRPC sends its headers at once.
+        for call in grpc_streams:
+            call.initial_metadata()
 
         assert api.get(f"/v1/jobs/{job_id}", timeout=10).json()["status"] == "queued"
         assert client.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=10).job_id == job_id

@@ -62,7 +62,10 @@ class JobServiceServicer(jobs_pb2_grpc.JobServiceServicer):
     async def StreamJobEvents(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.JobEvent]:
-        async for raw in await _call(context, self._service.follow_events, request.job_id):
+        followed = await _call(context, self._service.follow_events, request.job_id)
+        # Headers now, not with the first event: a client can tell that its stream is open.
+        await context.send_initial_metadata(())
+        async for raw in followed:
             yield events.to_job_event(raw)
 
     async def ListPipelines(
