@@ -28,13 +28,16 @@ def ray_environment(deployments: DeploymentsFile) -> dict[str, str]:
         "RAY_USAGE_STATS_ENABLED": "0",
         # Every Ray address on loopback (see LOOPBACK_ONLY_ENV).
         **LOOPBACK_ONLY_ENV,
+        # Serve's HAProxy mode, if the caller's environment turned it on, would bind Serve's HTTP servers
+        # on every interface whatever http_options say (ray/serve/_private/constants.py).
+        "RAY_SERVE_ENABLE_HA_PROXY": "0",
         # The autoscaler's and dashboard head's own metrics servers default to fixed ports (44217, 44227)
         # that two local Ray instances would fight over; 0 lets the kernel pick.
         "AUTOSCALER_METRIC_PORT": "0",
         "DASHBOARD_METRIC_PORT": "0",
         # Ray 2.60 enables token auth and keeps one token per user in ~/.ray/auth_token. A token per host
         # (the caller's RAY_AUTH_TOKEN, else a fresh one), passed to every Ray process in the environment,
-        # keeps auth on (Serve replicas' internal gRPC servers bind [::] and check it) without a shared file;
+        # keeps auth on (Serve replicas' internal gRPC servers check it) without a shared file;
         # drivers that call deployments through handles join with the same token. Serve's HTTP proxy and
         # the metrics port are not token-protected, so HTTP clients and Prometheus need nothing.
         "RAY_AUTH_MODE": "token",
@@ -42,6 +45,30 @@ def ray_environment(deployments: DeploymentsFile) -> dict[str, str]:
         # Replicas unpickle the spec and import predictors and proto modules: give workers the same roots.
         "PYTHONPATH": os.pathsep.join([*roots, inherited] if inherited else roots),
     }
+
+
+# Where Ray 2.60's Serve replica starts its inter-deployment gRPC server (the one by-value handle calls,
+# as the runners make, reach): "[::]:0" hard-coded in Replica._on_initialized
+# (ray/serve/_private/replica.py), read by no constant or environment variable.
+_REPLICA_GRPC_WILDCARD = "[::]"
+
+
+def bind_replica_grpc_to_node_ip() -> None:
+    """Ray worker setup hook: a Serve replica's internal gRPC server binds the node's IP (127.0.0.1
+    here) instead of every interface. Routers dial the replica at that IP (the controller publishes the
+    replica's node IP with its port), so calls still reach it."""
+    import ray
+    from ray.serve._private import replica
+
+    add_port = replica.add_port_to_grpc_server
+
+    def add_port_on_node_ip(server: object, address: str) -> int:
+        host, port = address.rsplit(":", 1)
+        if host == _REPLICA_GRPC_WILDCARD:
+            address = f"{ray.util.get_node_ip_address()}:{port}"
+        return add_port(server, address)
+
+    replica.add_port_to_grpc_server = add_port_on_node_ip
 
 
 def start_head_node(args: argparse.Namespace) -> ray._private.node.Node:
@@ -99,7 +126,14 @@ def serve_until_stopped(args: argparse.Namespace, deployments: DeploymentsFile) 
     stop = threading.Event()
     node = start_head_node(args)
     try:
-        ray.init(address=node.address, _node_ip_address="127.0.0.1", namespace=RAY_NAMESPACE)
+        ray.init(
+            address=node.address,
+            _node_ip_address="127.0.0.1",
+            namespace=RAY_NAMESPACE,
+            # Ray's documented per-worker hook; the job's runtime env reaches every actor it starts,
+            # the Serve controller and, through it, the replicas.
+            runtime_env={"worker_process_setup_hook": "shared.serving.ray_host.bind_replica_grpc_to_node_ip"},
+        )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         serve.start(http_options={"host": "127.0.0.1", "port": args.serve_port}, logging_config=LOGGING)

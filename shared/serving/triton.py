@@ -86,6 +86,7 @@ def triton_command(
         f"--backend-directory={Path(run_dir).resolve() / 'triton' / 'backends'}",
         "--model-control-mode=none",
         "--disable-auto-complete-config",
+        # Loopback only: Triton's endpoints have no authentication (its default address is 0.0.0.0).
         "--http-address=127.0.0.1",
         f"--http-port={http_port}",
         "--grpc-address=127.0.0.1",

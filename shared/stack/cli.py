@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", type=Path, default=None, help="stack config YAML (default: built-in)")
     up = commands.add_parser("up", parents=[common], help="start the stack and wait until it is healthy")
     up.add_argument("--timeout", type=float, default=None, help="seconds to wait for health")
+    up.add_argument(
+        "--listen-all",
+        action="store_true",
+        help="start even if some process listens beyond 127.0.0.1/::1 (stack config: listen_all: true)",
+    )
     status = commands.add_parser("status", parents=[common], help="show components; non-zero if any is down")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     commands.add_parser("demo", parents=[common], help="start the stack if needed and run the main jobs")
@@ -37,11 +42,20 @@ def main(argv: list[str] | None = None) -> int:
         return data_cli.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        stack = Stack(load_stack_config(args.config, args.run_dir))
+        config = load_stack_config(args.config, args.run_dir)
     except (OSError, ValueError) as exc:
         print(f"orate: bad stack config: {exc}", file=sys.stderr)
         return 2
+    if args.command == "up" and args.listen_all:
+        config = config.model_copy(update={"listen_all": True})
+    stack = Stack(config)
     if args.command == "up":
+        if config.listen_all:
+            print(
+                "warning: listen_all: the stack starts even if some of its processes listen beyond"
+                " 127.0.0.1/::1, where other machines may connect to them",
+                file=sys.stderr,
+            )
         try:
             stack.up(timeout_s=args.timeout)
         except StackError as exc:

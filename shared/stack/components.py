@@ -64,6 +64,7 @@ def tansu_argv(port: int) -> list[str]:
     return [
         str(tansu_binary()),
         "broker",
+        # On loopback (tansu's default is tcp://0.0.0.0:9092): the broker has no authentication here.
         "--listener-url",
         f"tcp://{HOST}:{port}",
         "--advertised-listener-url",
@@ -79,6 +80,7 @@ def redis_argv(port: int) -> list[str]:
         str(redis_server_binary()),
         "--port",
         str(port),
+        # On loopback (without a config file redis-server listens on every interface): no password here.
         "--bind",
         HOST,
         "--save",
@@ -148,6 +150,8 @@ def orate_env(config: StackConfig) -> dict[str, str]:
         "ORATE_DEPLOYMENTS_FILE": str(config.deployments_file),
         # Only directories that exist: a missing one is a config default, not an error.
         "ORATE_PIPELINE_DIRS": os.pathsep.join(str(d) for d in config.pipeline_dirs if d.is_dir()),
+        # Set here so that no ORATE_API__HOST in the caller's environment moves the API off loopback.
+        "ORATE_API__HOST": HOST,
         "ORATE_API__HTTP_PORT": str(ports.api_http),
         "ORATE_API__GRPC_PORT": str(ports.api_grpc),
     }

@@ -121,6 +121,8 @@ class StackStatus:
     error: str | None
     components: list[ComponentStatus]
     broker_fill: BrokerFill | None = None
+    # Sockets beyond 127.0.0.1/::1 that a stack started with listen_all had at start-up.
+    beyond_loopback: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -149,6 +151,7 @@ class StackStatus:
         ]
         if self.broker_fill is not None:
             lines.append(self.broker_fill.describe())
+        lines += [f"warning: listening beyond loopback (listen_all): {at}" for at in self.beyond_loopback]
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)
@@ -266,7 +269,8 @@ class Stack:
         status = state.get("status", "unknown") if supervisor is not None else "not running"
         kafka_up = any(c.name == "kafka" and c.healthy for c in components)
         fill = _broker_fill(StackUrls.from_state(state)) if kafka_up else None
-        return StackStatus(self.run_dir, supervisor, status, state.get("error"), components, fill)
+        exposed = state.get("beyond_loopback", [])
+        return StackStatus(self.run_dir, supervisor, status, state.get("error"), components, fill, exposed)
 
     def down(self, timeout_s: float = DOWN_TIMEOUT_S) -> None:
         """SIGTERM the supervisor (it stops its components in reverse order) and wait for it; then

@@ -4,10 +4,12 @@ that die (with backoff), records their state in <run-dir>/stack.json and stops t
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from shared.stack.processes import (
     StartupError,
     process_start_time,
     read_pid_file,
+    session_members,
     spawn,
     stop_leftovers,
 )
@@ -38,6 +41,41 @@ _STABLE_AFTER_S = 30.0
 _LEFTOVER_GRACE_S = 3.0
 
 log = logging.getLogger("orate.stack")
+
+LOOPBACK_ADDRESSES = frozenset({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")})
+
+
+def on_loopback(ip: str) -> bool:
+    """Whether a socket bound to ip is reachable from this machine only."""
+    address = ipaddress.ip_address(ip)
+    # gRPC binds 127.0.0.1 through an IPv6 socket, which reports it as ::ffff:127.0.0.1.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in LOOPBACK_ADDRESSES
+
+
+def listeners_beyond_loopback(leaders: list[int]) -> list[str]:
+    """The sockets that processes in the groups and sessions of leaders listen on (TCP) or receive on
+    (unconnected UDP) at an address other than 127.0.0.1 or ::1, as 'name (pid N) on tcp ip:port'."""
+    # Imported here: psutil comes with the `stack` extra, and shared.stack.processes' users need none.
+    import psutil
+
+    found = []
+    for pid in sorted({member for leader in leaders for member in session_members(leader)}):
+        try:
+            process = psutil.Process(pid)
+            name = process.name()
+            connections = process.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue  # exited since it was listed
+        for conn in connections:
+            udp = conn.type == socket.SOCK_DGRAM
+            listening = not conn.raddr if udp else conn.status == psutil.CONN_LISTEN
+            if listening and not on_loopback(conn.laddr.ip):
+                proto = "udp" if udp else "tcp"
+                host = f"[{conn.laddr.ip}]" if ":" in conn.laddr.ip else conn.laddr.ip
+                found.append(f"{name} (pid {pid}) on {proto} {host}:{conn.laddr.port}")
+    return found
 
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:
@@ -88,6 +126,7 @@ class Supervisor:
         self.components: list[_Component] = []
         self._stop_requested = False
         self._written: dict[str, Any] | None = None
+        self.beyond_loopback: list[str] = []
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -122,6 +161,7 @@ class Supervisor:
             "env": self.plan.env if self.plan else {},
             "components": components,
             "skipped": self.plan.skipped if self.plan else {},
+            "beyond_loopback": self.beyond_loopback,
         }
 
     def write_state(self) -> None:
@@ -237,6 +277,23 @@ class Supervisor:
             if comp.spec.gate:
                 self._await_healthy([comp], deadline)
         self._await_healthy(self.components, deadline)
+        self._check_listeners()
+
+    def _check_listeners(self) -> None:
+        """Refuse a stack that listens beyond loopback unless listen_all allows it. Checked once every
+        component is healthy: Ray's READY line comes after the replicas have started their servers."""
+        leaders = [comp.process.pid for comp in self.components if comp.process is not None]
+        found = listeners_beyond_loopback(leaders)
+        if not found:
+            return
+        listeners = "; ".join(found)
+        if not self.config.listen_all:
+            raise StartupError(
+                f"listening beyond loopback, where other machines may connect: {listeners}. Bind these to"
+                " 127.0.0.1, or accept it with `orate up --listen-all` (stack config: listen_all: true)"
+            )
+        self.beyond_loopback = found
+        log.warning("listen_all is set; listening beyond loopback: %s", listeners)
 
     # --- watching ----------------------------------------------------------------------------------
 
