@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
+import redis
 import uvicorn
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -22,53 +24,110 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import metrics
 from orchestrator.direct import DirectModels, ModelView
-from orchestrator.errors import JobServiceError, MalformedRequest, UnsupportedMediaType
+from orchestrator.errors import (
+    JobServiceError,
+    MalformedRequest,
+    NotFound,
+    StoreUnavailable,
+    UnsupportedMediaType,
+)
 from orchestrator.grpc_service import serve_grpc
 from orchestrator.inputs import MediaUpload
 from orchestrator.jobs import JobService
 from orchestrator.middleware import BodySizeLimit, RequestMetrics, error_json
-from orchestrator.pipelines import load_pipelines
+from orchestrator.pipelines import MEDIA_TYPES, Pipeline, load_pipelines
 from orchestrator.process import configure_logging, freeze_heap, read_deployments
 from orchestrator.settings import ApiSettings, OrchestratorSettings
 from orchestrator.views import (
+    JOB_EVENT_ITEM_SCHEMA,
     ErrorBody,
     JobView,
     PipelineView,
+    ReadyView,
     SubmitRequest,
     job_url,
     job_view,
     pipeline_view,
+    submit_request_schema,
 )
 from shared import events
-from shared.artifacts import artifact_store
+from shared.artifacts import ArtifactNotFound, artifact_store
 from shared.bus import BusError, Producer, Topics, ensure_topics
 from shared.settings import KafkaSettings
 from shared.store import JobStore
 
 log = logging.getLogger(__name__)
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 404, 409, 413, 415, 422, 503)
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "required": True,
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    400: {"description": "malformed request: not JSON, not the expected shape, or a bad multipart form"},
+    404: {"description": "no such pipeline, job, artifact or model"},
+    409: {
+        "description": "a submit with the same Idempotency-Key is still in progress",
+        "headers": RETRY_AFTER_HEADER,
+    },
+    413: {"description": "the request body is larger than the API takes"},
+    415: {"description": "the body is neither application/json nor multipart/form-data"},
+    422: {"description": "invalid input or parameter; every problem is named"},
+    503: {
+        "description": "the broker, Redis or the model service is unavailable",
+        "headers": RETRY_AFTER_HEADER,
+    },
+    504: {"description": "the model did not answer in time"},
 }
 # Multipart clients that name no type send this; it tells us nothing, so probing decides.
 GENERIC_MEDIA_TYPE = "application/octet-stream"
-SUBMIT_BODY = {
+NON_FINITE_NUMBER = "numbers must be finite (no NaN, Infinity or out-of-range values)"
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ErrorBody responses an operation can answer, as FastAPI's `responses`."""
+    return {status: {"model": ErrorBody, **ERROR_RESPONSES[status]} for status in statuses}
+
+
+def _submit_body(pipelines: list[Pipeline]) -> dict[str, Any]:
+    media_inputs = sorted(
+        {name for pipeline in pipelines for name, spec in pipeline.inputs.items() if spec.type in MEDIA_TYPES}
+    )
+    parts = {
+        name: {"type": "string", "format": "binary", "description": "a media input"} for name in media_inputs
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": submit_request_schema(pipelines)},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["request"],
+                        "properties": {
+                            "request": submit_request_schema(pipelines, media_as_parts=True),
+                            **parts,
+                        },
+                        "additionalProperties": False,
+                    },
+                    # A form field holding the request as JSON; media inputs as file parts.
+                    "encoding": {"request": {"contentType": "application/json"}},
+                },
+            },
+        }
+    }
+
+
+PREDICT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": SubmitRequest.model_json_schema()},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["request"],
-                    "properties": {"request": {"type": "string", "description": "the SubmitRequest as JSON"}},
-                    "additionalProperties": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "a media input",
-                    },
-                }
-            },
+            "application/json": {
+                "schema": {"type": "object", "description": "the model's request message in protobuf JSON"}
+            }
         },
     }
 }
@@ -80,33 +139,75 @@ def create_app(
     ready_checks: Mapping[str, Callable[[], bool]],
     models: DirectModels | None = None,
 ) -> FastAPI:
+    # No trailing-slash redirects: a path that is not in the OpenAPI document is a 404.
     app = FastAPI(
-        title="Orate job API", version="1", description="Submit and follow digital-human pipelines."
+        title="Orate job API",
+        version="1",
+        description="Submit and follow digital-human pipelines.",
+        redirect_slashes=False,
     )
 
     @app.exception_handler(JobServiceError)
     async def _service_error(_: Request, exc: JobServiceError) -> Response:
-        return Response(error_json(exc), exc.status, media_type="application/json")
+        return _error_response(exc)
+
+    @app.exception_handler(redis.ConnectionError)
+    @app.exception_handler(redis.TimeoutError)
+    async def _store_error(_: Request, exc: redis.RedisError) -> Response:
+        log.warning("job store unavailable: %s", exc)
+        return _error_response(StoreUnavailable(f"the job store cannot be reached: {exc}"))
+
+    @app.exception_handler(ArtifactNotFound)
+    async def _artifact_gone(_: Request, exc: ArtifactNotFound) -> Response:
+        return _error_response(NotFound(f"the artifact is no longer stored: {exc}"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, exc.status_code)
+        # Starlette's own: an unparsable multipart form (400), no route (404), no such method (405).
+        code = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        # A 405's headers carry Allow: the methods of the route that matched the path.
+        return JSONResponse(
+            {"error": {"code": code, "message": str(exc.detail)}}, exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
-        return JSONResponse({"error": {"code": "invalid_request", "message": str(exc.errors())}}, 422)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": {"code": "invalid_request", "message": problems}}, 422)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, exc: Exception) -> Response:
+        return _error_response(JobServiceError("internal error; the API's log has the details"))
 
     @app.post(
         "/v1/jobs",
         status_code=202,
         response_model=JobView,
-        responses=ERROR_RESPONSES,
-        openapi_extra=SUBMIT_BODY,
+        responses={
+            202: {
+                "headers": {
+                    "Location": {
+                        "required": True,
+                        "description": "the job's URL",
+                        "schema": {"type": "string"},
+                    }
+                }
+            },
+            **_errors(400, 404, 409, 413, 415, 422, 503),
+        },
+        openapi_extra=_submit_body(service.pipelines()),
         summary="Submit a job (JSON, or multipart with a `request` part and one file part per media input)",
     )
     async def submit_job(
-        request: Request, idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255)
+        request: Request,
+        idempotency_key: str | None = Header(
+            None,
+            alias="Idempotency-Key",
+            max_length=255,
+            description="the same key returns the same job (for 24 hours)",
+        ),
     ) -> Response:
         submit, inputs = await _read_submit(request, settings.max_body_bytes)
         job, created = await run_in_threadpool(service.submit, submit.pipeline, inputs, idempotency_key or "")
@@ -115,27 +216,58 @@ def create_app(
         body = job_view(job).model_dump_json()
         return Response(body, 202, media_type="application/json", headers={"Location": job_url(job.job_id)})
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=ERROR_RESPONSES)
+    # Before GET /v1/jobs/{job_id}, whose template matches `<id>:cancel` as well: a 405 names the methods of
+    # the first route that matches, and the cancel URL's are POST.
+    @app.post(
+        "/v1/jobs/{job_id}:cancel",
+        status_code=202,
+        response_model=JobView,
+        responses=_errors(404, 413, 503),
+        summary="Ask the engine to cancel the job; answers with the job as it stands",
+    )
+    @app.post(
+        "/v1/jobs/{job_id}/cancel",
+        status_code=202,
+        response_model=JobView,
+        responses=_errors(404, 413, 503),
+        summary="The same as POST /v1/jobs/{job_id}:cancel",
+        operation_id="cancel_job_alias",
+    )
+    def cancel_job(job_id: str) -> JobView:
+        return job_view(service.cancel(job_id, "cancelled through the API"))
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=_errors(404, 503))
     def get_job(job_id: str) -> JobView:
         return job_view(service.get(job_id))
 
+    # response_class without a media type: the responses below describe every body (FastAPI would
+    # otherwise add its own schema for the stream, and give the errors the stream's media type).
     @app.get(
         "/v1/jobs/{job_id}/events",
-        responses={200: {"content": {"text/event-stream": {}}}, **ERROR_RESPONSES},
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "the events as they come, until the terminal one or a long silence",
+                "content": {"text/event-stream": {"itemSchema": JOB_EVENT_ITEM_SCHEMA}},
+            },
+            **_errors(404, 503),
+        },
         summary="Server-sent events: the job's history, then live events until its terminal event",
     )
     async def job_events(job_id: str) -> StreamingResponse:
         cloudevents = await run_in_threadpool(service.follow_events, job_id)
         return StreamingResponse(_sse(cloudevents), media_type="text/event-stream")
 
-    @app.post("/v1/jobs/{job_id}:cancel", status_code=202, response_model=JobView, responses=ERROR_RESPONSES)
-    @app.post("/v1/jobs/{job_id}/cancel", status_code=202, response_model=JobView, include_in_schema=False)
-    def cancel_job(job_id: str) -> JobView:
-        return job_view(service.cancel(job_id, "cancelled through the API"))
-
     @app.get(
         "/v1/jobs/{job_id}/artifacts/{stage}/{path:path}",
-        responses={200: {"content": {"application/octet-stream": {}}}, **ERROR_RESPONSES},
+        response_class=Response,  # no media type of its own, as for the events
+        responses={
+            200: {
+                "description": "the artifact's bytes, with its media type",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **_errors(404, 503),
+        },
         summary="An input (stage `_inputs`) or stage output artifact, with its media type",
     )
     def get_artifact(job_id: str, stage: str, path: str) -> Response:
@@ -155,15 +287,20 @@ def create_app(
 
         @app.post(
             "/v1/models/{model}:predict",
-            responses=ERROR_RESPONSES | {504: {"model": ErrorBody}},
+            response_model=dict[str, Any],
+            responses=_errors(400, 404, 413, 422, 503, 504),
+            openapi_extra=PREDICT_BODY,
             summary="Call one model service directly: its request message in protobuf JSON (bytes as "
             "base64) in, its response message out",
         )
-        async def predict(model: str, request: Request, timeout_s: float = 60.0) -> JSONResponse:
-            try:
-                body = json.loads(await request.body())
-            except ValueError as exc:
-                raise MalformedRequest(f"the body is not JSON: {exc}") from exc
+        async def predict(
+            model: str,
+            request: Request,
+            timeout_s: float = Query(
+                60.0, gt=0, le=600, allow_inf_nan=False, description="how long to wait for the model"
+            ),
+        ) -> JSONResponse:
+            body = _load_json(await request.body())
             answer = await anyio.to_thread.run_sync(
                 models.predict, model, body, timeout_s, limiter=direct_calls
             )
@@ -173,20 +310,53 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=ReadyView,
+        responses={503: {"model": ReadyView, "description": "a dependency is unreachable"}},
+    )
     def readyz() -> Response:
         checks = {name: _safe_check(check) for name, check in ready_checks.items()}
-        return JSONResponse(
-            {"ready": all(checks.values()), "checks": checks}, 200 if all(checks.values()) else 503
-        )
+        ready = all(checks.values())
+        return JSONResponse(ReadyView(ready=ready, checks=checks).model_dump(), 200 if ready else 503)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format)")
     def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)  # outermost, so rejected oversized bodies are counted too
+    app.openapi = _without_implicit_validation_errors(app.openapi)
     return app
+
+
+def _without_implicit_validation_errors(
+    generate: Callable[[], dict[str, Any]],
+) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents a 422 HTTPValidationError for every operation with parameters; ours answer 422
+    (as an ErrorBody, declared) only where a parameter can be invalid, so the implicit ones go."""
+    implicit = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        for path_item in document["paths"].values():
+            for operation in path_item.values():
+                responses = operation["responses"]
+                if (
+                    responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema")
+                    == implicit
+                ):
+                    del responses["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            document.get("components", {}).get("schemas", {}).pop(name, None)
+        return document
+
+    return openapi
+
+
+def _error_response(error: JobServiceError) -> Response:
+    headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else None
+    return Response(error_json(error), error.status, headers=headers, media_type="application/json")
 
 
 async def _read_submit(request: Request, max_body_bytes: int) -> tuple[SubmitRequest, dict[str, Any]]:
@@ -201,7 +371,7 @@ async def _read_submit(request: Request, max_body_bytes: int) -> tuple[SubmitReq
         envelope = form.get("request")
         if not isinstance(envelope, str):
             raise MalformedRequest("a multipart submit needs a `request` part holding the JSON request")
-        submit = _parse_envelope(envelope.encode())
+        submit = _parse_envelope(envelope)
         inputs = dict(submit.inputs)
         for name, part in form.multi_items():
             if name == "request":
@@ -217,14 +387,62 @@ async def _read_submit(request: Request, max_body_bytes: int) -> tuple[SubmitReq
     return submit, inputs
 
 
-def _parse_envelope(body: bytes) -> SubmitRequest:
+def _parse_envelope(body: str | bytes) -> SubmitRequest:
     try:
-        return SubmitRequest.model_validate(json.loads(body))
-    except json.JSONDecodeError as exc:
-        raise MalformedRequest(f"malformed JSON: {exc}") from exc
+        return SubmitRequest.model_validate(_load_json(body))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
         raise MalformedRequest(f'expected {{"pipeline": str, "inputs": {{...}}}}: {problems}') from exc
+
+
+def _load_json(body: str | bytes) -> Any:
+    """A JSON request body; MalformedRequest unless it is I-JSON: UTF-8, finite numbers, no lone surrogates
+    (the job service keeps numbers as doubles and text as UTF-8 protobuf strings)."""
+    try:
+        value = json.loads(body, parse_constant=_non_finite, parse_float=_finite_float, parse_int=_finite_int)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MalformedRequest(f"malformed JSON: {exc}") from exc
+    if _has_lone_surrogate(value):
+        raise MalformedRequest("malformed JSON: a string holds a lone UTF-16 surrogate")
+    return value
+
+
+def _non_finite(literal: str) -> float:
+    raise ValueError(f"{literal}: {NON_FINITE_NUMBER}")
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise ValueError(f"{literal[:20]}: {NON_FINITE_NUMBER}")
+    return number
+
+
+def _finite_int(literal: str) -> int:
+    number = int(literal)
+    try:
+        float(number)
+    except OverflowError:
+        raise ValueError(f"{literal[:20]}...: {NON_FINITE_NUMBER}") from None
+    return number
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 async def _sse(cloudevents: AsyncIterator[bytes]) -> AsyncIterator[str]:

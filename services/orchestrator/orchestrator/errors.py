@@ -6,6 +6,8 @@ from __future__ import annotations
 class JobServiceError(Exception):
     status = 500
     code = "internal"
+    # Seconds a client should wait before retrying (the REST API's Retry-After); None: retrying won't help.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -26,6 +28,7 @@ class UnknownPipeline(JobServiceError):
 
 class SubmitInProgress(JobServiceError):
     status, code = 409, "submit_in_progress"
+    retry_after_s = 1  # the first submit is waiting for the broker's ack
 
 
 class PayloadTooLarge(JobServiceError):
@@ -40,12 +43,23 @@ class InvalidInput(JobServiceError):
     status, code = 422, "invalid_input"
 
 
-class BrokerUnavailable(JobServiceError):
-    status, code = 503, "broker_unavailable"
+class Unavailable(JobServiceError):
+    """A dependency (the broker, Redis, a model service) cannot be reached; the request may be retried."""
+
+    status = 503
+    retry_after_s = 5
 
 
-class ModelUnavailableError(JobServiceError):
-    status, code = 503, "model_unavailable"
+class BrokerUnavailable(Unavailable):
+    code = "broker_unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    code = "store_unavailable"
+
+
+class ModelUnavailableError(Unavailable):
+    code = "model_unavailable"
 
 
 class ModelTimeout(JobServiceError):

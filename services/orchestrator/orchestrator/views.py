@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from orate.v1 import common_pb2, jobs_pb2
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator import codec
 from orchestrator.jobs import INPUTS_STAGE
-from orchestrator.pipelines import InputSpec, Pipeline
+from orchestrator.pipelines import MEDIA_TYPES, InputSpec, Pipeline
 
 
 class ErrorDetail(BaseModel):
@@ -19,6 +20,11 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class ReadyView(BaseModel):
+    ready: bool
+    checks: dict[str, bool] = Field(description="dependency -> reachable")
 
 
 class SubmitRequest(BaseModel):
@@ -74,6 +80,84 @@ class PipelineView(BaseModel):
     inputs: dict[str, InputSpec]
     stages: list[StageSummary]
     outputs: list[str]
+
+
+# An inline media input of a JSON submit; extra keys are ignored.
+MEDIA_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["base64"],
+    "properties": {
+        "base64": {"type": "string", "contentEncoding": "base64"},
+        "media_type": {"type": "string", "description": "e.g. audio/wav; probed from the data when left out"},
+    },
+}
+SCALAR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "text": {"type": "string"},
+    "voice": {"type": "string", "description": "a voice id, e.g. flite:kal"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "json": {},
+}
+# One server-sent event of GET /v1/jobs/{job_id}/events (OpenAPI 3.2 `itemSchema`, which FastAPI's own SSE
+# routes emit in 3.1 documents as well).
+JOB_EVENT_ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "the CloudEvent id: <job>:<type>:<stage>:<attempt>"},
+        "event": {"type": "string", "description": "the CloudEvent type, e.g. orate.job.completed"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/cloudevents+json",
+            "description": "the CloudEvent (structured JSON); its `data` is the JobEvent",
+        },
+    },
+}
+
+
+def submit_request_schema(pipelines: Iterable[Pipeline], media_as_parts: bool = False) -> dict[str, Any]:
+    """The JSON schema of a submit request: one variant per pipeline, its inputs typed, required ones
+    required and unknown ones refused, as the job service checks them. With media_as_parts (the `request`
+    part of a multipart submit) media inputs may be file parts instead, so none of them is required."""
+    variants = []
+    for pipeline in pipelines:
+        required = [
+            name
+            for name in pipeline.missing_inputs(())
+            if not (media_as_parts and pipeline.inputs[name].type in MEDIA_TYPES)
+        ]
+        inputs: dict[str, Any] = {
+            "type": "object",
+            "properties": {name: input_schema(spec) for name, spec in pipeline.inputs.items()},
+            "additionalProperties": False,
+        }
+        if required:
+            inputs["required"] = required
+        variants.append(
+            {
+                "title": pipeline.name,
+                "description": pipeline.description,
+                "type": "object",
+                "required": ["pipeline", "inputs"] if required else ["pipeline"],
+                "properties": {"pipeline": {"const": pipeline.name}, "inputs": inputs},
+            }
+        )
+    # Without pipelines every submit is an unknown pipeline's (404); oneOf must not be empty.
+    return {"oneOf": variants} if variants else SubmitRequest.model_json_schema()
+
+
+def input_schema(spec: InputSpec) -> dict[str, Any]:
+    """The JSON schema of one input's value, with the constraints InputSpec.check_value applies."""
+    schema = dict(MEDIA_OBJECT_SCHEMA if spec.type in MEDIA_TYPES else SCALAR_SCHEMAS[spec.type])
+    constraints = {
+        "enum": spec.choices,
+        "minimum": spec.minimum,
+        "maximum": spec.maximum,
+        "default": spec.default,
+        "description": spec.description or None,
+    }
+    schema.update({key: value for key, value in constraints.items() if value is not None})
+    return schema
 
 
 def job_url(job_id: str) -> str:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from orate.v1 import common_pb2, jobs_pb2
 from orchestrator.api import create_app
@@ -90,6 +91,21 @@ def test_multipart_submit_takes_media_as_file_parts(api: Api) -> None:
 ERRORS = {
     "malformed JSON": (b'{"pipeline": "transcribe", ', 400, "malformed_request", "malformed JSON"),
     "not an object": (b"[1, 2]", 400, "malformed_request", "expected"),
+    # These answered 500: a decoding error, and text or numbers that protobuf Values cannot hold.
+    "not UTF-8": (b'{"pipeline": "\xff"}', 400, "malformed_request", "malformed JSON"),
+    "lone surrogate": (
+        b'{"pipeline": "talk", "inputs": {"text": "\\ud800"}}',
+        400,
+        "malformed_request",
+        "lone UTF-16 surrogate",
+    ),
+    "NaN": (b'{"pipeline": "talk", "inputs": {"samples": NaN}}', 400, "malformed_request", "finite"),
+    "number beyond a double": (
+        b'{"pipeline": "talk", "inputs": {"samples": 1' + b"0" * 400 + b"}}",
+        400,
+        "malformed_request",
+        "finite",
+    ),
     "unknown pipeline": ({"pipeline": "nope"}, 404, "unknown_pipeline", "'nope'"),
     "missing input": ({"pipeline": "transcribe"}, 422, "invalid_input", "missing required input 'audio'"),
     "unknown input": (
@@ -186,12 +202,23 @@ def test_idempotency_key_returns_the_same_job(api: Api) -> None:
     assert len(api.submitted()) == 2
 
 
+def test_a_submit_whose_key_is_still_claimed_is_409_with_retry_after(api: Api) -> None:
+    api.store.keys["k"] = "first-job"  # claimed by a submit that has not stored its job yet
+    response = api.client.post(
+        "/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}, headers={"Idempotency-Key": "k"}
+    )
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "submit_in_progress"
+    assert response.headers["retry-after"] == "1"
+
+
 def test_broker_unavailable_is_503_and_frees_the_idempotency_key(api: Api) -> None:
     body = {"pipeline": "transcribe", "inputs": {"audio": media(wav())}}
     api.producer.fail_next_flush = True
     response = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"})
     assert response.status_code == 503
     assert error_of(response)["code"] == "broker_unavailable"
+    assert response.headers["retry-after"] == "5"
     retry = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"})
     assert retry.status_code == 202
     assert retry.json()["job_id"] == api.store.keys["k"]
@@ -224,6 +251,28 @@ def test_get_job_shows_stage_timings_outputs_and_artifact_links(api: Api) -> Non
     assert api.client.get(f"/v1/jobs/{job_id}/artifacts/animate/nothing").status_code == 404
 
 
+def test_redis_unavailable_is_503_with_retry_after(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(job_id: str) -> None:
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(api.store, "get_job", unreachable)
+    response = api.client.get("/v1/jobs/some-id")
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "store_unavailable"
+    assert response.headers["retry-after"] == "5"
+
+
+def test_unexpected_errors_are_500_error_bodies(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(job_id: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api.store, "get_job", broken)
+    client = TestClient(api.client.app, raise_server_exceptions=False)
+    response = client.get("/v1/jobs/some-id")
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "internal"
+
+
 def test_unknown_job_is_404_everywhere(api: Api) -> None:
     for method, path in [
         ("GET", "/v1/jobs/nope"),
@@ -234,6 +283,35 @@ def test_unknown_job_is_404_everywhere(api: Api) -> None:
         response = api.client.request(method, path)
         assert response.status_code == 404, path
         assert error_of(response)["code"] == "not_found"
+
+
+METHOD_NOT_ALLOWED = {
+    "DELETE a job": ("DELETE", "/v1/jobs/x", "GET"),
+    "GET the submit": ("GET", "/v1/jobs", "POST"),
+    "PUT a cancel": ("PUT", "/v1/jobs/x:cancel", "POST"),
+    "GET the cancel alias": ("GET", "/v1/jobs/x/cancel", "POST"),
+    "POST the pipelines": ("POST", "/v1/pipelines", "GET"),
+    "OPTIONS readiness": ("OPTIONS", "/readyz", "GET"),
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"), METHOD_NOT_ALLOWED.values(), ids=METHOD_NOT_ALLOWED.keys()
+)
+def test_a_method_the_route_lacks_is_405_with_allow(api: Api, method: str, path: str, allow: str) -> None:
+    response = api.client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert error_of(response)["code"] == "method_not_allowed"
+
+
+def test_unknown_paths_are_404_error_bodies(api: Api) -> None:
+    for path in ["/v2/jobs", "/v1/jobs/", "/healthz/"]:  # no trailing-slash redirects either
+        response = api.client.get(path, follow_redirects=False)
+        assert response.status_code == 404, path
+        assert error_of(response)["code"] == "not_found"
+    # The job route's template matches a cancel URL too: a GET there reads (no) job.
+    assert error_of(api.client.get("/v1/jobs/x:cancel"))["message"] == "no job 'x:cancel'"
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs/{id}:cancel", "/v1/jobs/{id}/cancel"])
@@ -277,6 +355,53 @@ def test_pipelines_openapi_health_and_readiness(api: Api) -> None:
     assert not_ready.status_code == 503 and not_ready.json()["checks"] == {"redis": True, "broker": False}
 
 
+def test_openapi_document_describes_bodies_headers_and_statuses(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    paths = document["paths"]
+    submit = paths["/v1/jobs"]["post"]
+    assert submit["responses"]["202"]["headers"]["Location"]["required"] is True
+    assert set(submit["responses"]) == {"202", "400", "404", "409", "413", "415", "422", "503"}
+    variants = {
+        v["title"]: v for v in submit["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    }
+    assert set(variants) == {"talk", "transcribe"}
+    transcribe = variants["transcribe"]["properties"]["inputs"]
+    assert transcribe["required"] == ["audio"] and transcribe["additionalProperties"] is False
+    assert transcribe["properties"]["audio"]["required"] == ["base64"]
+    assert transcribe["properties"]["beam"] == {"type": "number", "default": 4}
+    assert variants["talk"]["properties"]["inputs"]["required"] == ["text"]
+    multipart = submit["requestBody"]["content"]["multipart/form-data"]
+    assert multipart["encoding"] == {"request": {"contentType": "application/json"}}
+    assert multipart["schema"]["properties"]["audio"] == {
+        "type": "string",
+        "format": "binary",
+        "description": "a media input",
+    }
+    request_part = {v["title"]: v for v in multipart["schema"]["properties"]["request"]["oneOf"]}
+    assert "required" not in request_part["transcribe"]["properties"]["inputs"]  # audio may be a file part
+    # What each operation answers, and nothing FastAPI adds on its own (a 422 for every path parameter).
+    assert set(paths["/v1/jobs/{job_id}"]["get"]["responses"]) == {"200", "404", "503"}
+    assert "HTTPValidationError" not in json.dumps(document)
+    events = paths["/v1/jobs/{job_id}/events"]["get"]["responses"]
+    assert set(events["200"]["content"]) == {"text/event-stream"}
+    assert set(events["404"]["content"]) == {"application/json"}
+    artifact = paths["/v1/jobs/{job_id}/artifacts/{stage}/{path}"]["get"]["responses"]
+    assert set(artifact["200"]["content"]) == {"*/*"}
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+    assert "/v1/jobs/{job_id}/cancel" in paths and "/metrics" in paths
+    # Every 503 but the readiness probe's (which answers with its checks) is an ErrorBody with Retry-After.
+    unavailable = [
+        operation["responses"]["503"]
+        for path, path_item in paths.items()
+        for operation in path_item.values()
+        if "503" in operation["responses"] and path != "/readyz"
+    ]
+    assert len(unavailable) == 6
+    for response in unavailable:
+        assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+        assert response["headers"]["Retry-After"]["required"] is True
+
+
 def test_metrics_count_requests_by_route_template(api: Api) -> None:
     api.client.get("/v1/jobs/some-id")
     text = api.client.get("/metrics").text
@@ -307,6 +432,21 @@ class BlockedModels:
             self.started += 1
         self.release.wait(30)
         return {"service": service}
+
+
+def test_direct_model_call_timeouts_must_be_finite_and_bounded(
+    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
+) -> None:
+    settings = ApiSettings()
+    service = JobService(make_pipelines(TALK), store, producer, artifacts, TOPICS, settings)
+    models = BlockedModels()
+    models.release.set()
+    client = TestClient(create_app(service, settings, {}, models))
+    for timeout_s in ["0", "-1", "601", "nan", "inf"]:
+        response = client.post(f"/v1/models/m:predict?timeout_s={timeout_s}", json={})
+        assert response.status_code == 422, timeout_s
+        assert error_of(response)["code"] == "invalid_request"
+    assert client.post("/v1/models/m:predict?timeout_s=600", json={}).json() == {"service": "m"}
 
 
 def test_slow_direct_model_calls_leave_the_job_endpoints_answering(
