@@ -1,4 +1,5 @@
-"""The job store against a real Redis: idempotency keys, jobs, event history and following events."""
+"""The job store against a real Redis: idempotency keys, jobs, event history and following events, deadline
+timers and heartbeats."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from orate.v1 import jobs_pb2
 
 from shared import events
 from shared.settings import RedisSettings
-from shared.store import JobStore
+from shared.store import HEARTBEAT_TTL_S, Heartbeat, JobStore, StageAttempt
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +158,47 @@ def test_a_follower_cancelled_mid_wait_closes_its_connection(
         time.sleep(0.05)
     assert len(admin.client_list()) == before
     admin.close()
+
+
+def _timers_of(store: JobStore, job_id: str) -> dict[StageAttempt, int]:
+    return {attempt: at for attempt, at in store.deadlines().items() if attempt.job_id == job_id}
+
+
+def test_deadline_timers_follow_the_stage_states_in_the_job_writes(store: JobStore) -> None:
+    # Scores far in the past (unix ms 1000...): no other test's timer is due at the times claimed here.
+    job = jobs_pb2.Job(job_id=_job_id(), pipeline="transcribe", status=jobs_pb2.JOB_STATUS_RUNNING)
+    state = job.stages["asr"]
+    state.name, state.service, state.attempt = "asr", "asr-sactc", 1
+    state.status, state.start_by_unix_ms = jobs_pb2.STAGE_STATUS_DISPATCHED, 1_000
+    first, second = StageAttempt(job.job_id, "asr", 1), StageAttempt(job.job_id, "asr", 2)
+    store.write([job], [])
+    assert _timers_of(store, job.job_id) == {first: 1_000}
+
+    assert first in store.claim_due_deadlines(now_unix_ms=1_500, lease_ms=5_000, limit=1_000)
+    assert first not in store.claim_due_deadlines(now_unix_ms=1_600, lease_ms=5_000, limit=1_000)
+    store.write([job], [])  # a rewrite keeps the time a scan moved the timer to
+    assert _timers_of(store, job.job_id) == {first: 6_500}
+
+    state.attempt, state.start_by_unix_ms = 2, 9_000  # retried
+    store.write([job], [])
+    assert _timers_of(store, job.job_id) == {second: 9_000}
+    store.settle_deadlines({first: 10_000, second: 20_000}, [])  # a dropped timer stays dropped
+    assert _timers_of(store, job.job_id) == {second: 20_000}
+
+    state.status = jobs_pb2.STAGE_STATUS_SUCCEEDED
+    store.write([job], [])
+    assert _timers_of(store, job.job_id) == {}
+
+
+def test_heartbeats_are_read_with_the_jobs_and_kept_for_their_ttl(
+    store: JobStore, redis_settings: RedisSettings
+) -> None:
+    job = jobs_pb2.Job(job_id=_job_id(), pipeline="transcribe", status=jobs_pb2.JOB_STATUS_RUNNING)
+    store.put_job(job)
+    attempt = StageAttempt(job.job_id, "asr", 1)
+    assert store.get_jobs_and_beat([job.job_id], {attempt: Heartbeat(100, 100)}) == {job.job_id: job}
+    store.beat({attempt: Heartbeat(100, 350)})
+    jobs, beats = store.deadline_facts([attempt, StageAttempt(job.job_id, "asr", 2)])
+    assert (jobs, beats) == ({job.job_id: job}, {attempt: Heartbeat(100, 350)})
+    ttl = redis.Redis.from_url(redis_settings.url).ttl(f"orate:beat:{attempt.member}")
+    assert 0 < ttl <= HEARTBEAT_TTL_S

@@ -7,46 +7,165 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping
 
 from google.protobuf.message import DecodeError
 from orate.v1 import jobs_pb2
 
 from orchestrator import codec, metrics
-from orchestrator.pipelines import load_pipelines
+from orchestrator.pipelines import Pipeline, StageSpec, load_pipelines
 from orchestrator.process import read_deployments, start_worker, worker_ready
-from orchestrator.settings import OrchestratorSettings
-from orchestrator.transitions import DLQ_UNDECODABLE, Effects, JobMachine, command_job_id
+from orchestrator.settings import EngineSettings, OrchestratorSettings
+from orchestrator.transitions import (
+    DEADLINE_LABELS,
+    DLQ_UNDECODABLE,
+    Effects,
+    JobMachine,
+    command_job_id,
+    dispatched_state,
+    judge_deadline,
+)
 from shared import events
 from shared.bus import TRACEPARENT_HEADER, Consumer, Producer, Record, Topics, ensure_topics, job_headers
-from shared.store import JobStore
+from shared.store import Heartbeat, JobStore, StageAttempt
 
 log = logging.getLogger(__name__)
 
 ENGINE_GROUP = "orate-engine"
 
 
+class DeadlineScanner:
+    """Turns passed stage deadlines into StageDeadline commands on orate.jobs, keyed by job id, so that the
+    partition's single writer applies them in order with the job's other commands.
+
+    The timers are one Redis sorted set that the engine writes with its jobs (`JobStore.write`), not tied
+    to partitions: every engine scans all of it, and a restart or rebalance loses none. A scan claims the
+    due timers for resend_s (other engines skip them meanwhile), reads their jobs and heartbeats, and then
+    drops a timer whose attempt is no longer dispatched, moves one whose deadlines are still ahead, or
+    sends the command and leaves the claim to re-send it after resend_s should the command be lost.
+    Duplicates (two engines, a resend) are ignored by the state machine like duplicate results."""
+
+    def __init__(
+        self,
+        pipelines: Mapping[str, Pipeline],
+        store: JobStore,
+        producer: Producer,
+        topics: Topics,
+        settings: EngineSettings,
+        clock: Callable[[], float] = time.time,
+        batch: int = 256,
+    ) -> None:
+        self._pipelines = pipelines
+        self._store = store
+        self._producer = producer
+        self._topics = topics
+        self._grace_ms = int(settings.start_to_close_grace_s * 1000)
+        self._resend_ms = int(settings.deadline_resend_s * 1000)
+        self._clock = clock
+        self._batch = batch
+
+    def scan(self) -> int:
+        """Handle every due timer; returns how many deadline commands were sent."""
+        sent = 0
+        while True:
+            now_ms = int(self._clock() * 1000)
+            claimed = self._store.claim_due_deadlines(now_ms, self._resend_ms, self._batch)
+            if not claimed:
+                return sent
+            jobs, beats = self._store.deadline_facts(claimed)
+            later: dict[StageAttempt, int] = {}
+            done: list[StageAttempt] = []
+            for attempt in claimed:
+                job = jobs.get(attempt.job_id)
+                state = dispatched_state(job, attempt.stage, attempt.attempt)
+                if job is None or state is None:
+                    done.append(attempt)
+                    continue
+                beat = beats.get(attempt)
+                check = judge_deadline(state, beat, self._spec(job, attempt.stage), now_ms, self._grace_ms)
+                if check is None:
+                    log.warning(
+                        "job %s: pipeline %r is not loaded here; left to others", job.job_id, job.pipeline
+                    )
+                elif check.expired is None:
+                    later[attempt] = check.look_again_unix_ms
+                else:
+                    self._send(attempt, check.expired, beat, now_ms)
+                    sent += 1
+            if sent:
+                self._producer.flush()
+            self._store.settle_deadlines(later, done)
+            if len(claimed) < self._batch:
+                return sent
+
+    def _send(
+        self,
+        attempt: StageAttempt,
+        kind: jobs_pb2.DeadlineKind.ValueType,
+        beat: Heartbeat | None,
+        now_ms: int,
+    ) -> None:
+        log.info(
+            "job %s: %s deadline of %s#%d passed",
+            attempt.job_id,
+            DEADLINE_LABELS[kind],
+            attempt.stage,
+            attempt.attempt,
+        )
+        deadline = jobs_pb2.StageDeadline(
+            job_id=attempt.job_id,
+            stage=attempt.stage,
+            attempt=attempt.attempt,
+            kind=kind,
+            started_unix_ms=beat.started_unix_ms if beat else 0,
+            last_heartbeat_unix_ms=beat.beat_unix_ms if beat else 0,
+            expired_unix_ms=now_ms,
+        )
+        value = jobs_pb2.JobCommand(stage_deadline=deadline).SerializeToString()
+        headers = job_headers(attempt.job_id, content_type=codec.PROTOBUF_CONTENT_TYPE)
+        self._producer.send(self._topics.jobs, attempt.job_id, value, headers)
+
+    def _spec(self, job: jobs_pb2.Job, stage: str) -> StageSpec | None:
+        pipeline = self._pipelines.get(job.pipeline)
+        return pipeline.stage(stage) if pipeline is not None else None
+
+
 class Engine:
-    """Per poll batch: apply every command, produce and flush the effects, write the changed jobs and then
-    their events to Redis, then mark the records processed. A crash anywhere replays the batch, which
-    re-produces the same effects (event ids are deterministic, stale results are ignored).
+    """Per poll batch: apply every command, produce and flush the effects, write the changed jobs (with
+    their deadline timers) and then their events to Redis, then mark the records processed. A crash
+    anywhere replays the batch, which re-produces the same effects (event ids are deterministic, stale
+    results are ignored). Between batches, every scan_interval_s, the deadline scanner runs.
 
     Jobs are read from Redis once per batch rather than cached across batches: Redis answers in ~0.2 ms,
     and a cross-batch cache would go stale when a rebalance moves a partition away and back, which the bus
     does not report."""
 
     def __init__(
-        self, machine: JobMachine, consumer: Consumer, producer: Producer, store: JobStore, topics: Topics
+        self,
+        machine: JobMachine,
+        consumer: Consumer,
+        producer: Producer,
+        store: JobStore,
+        topics: Topics,
+        deadlines: DeadlineScanner,
+        scan_interval_s: float = 0.5,
     ) -> None:
         self._machine = machine
         self._consumer = consumer
         self._producer = producer
         self._store = store
         self._topics = topics
+        self._deadlines = deadlines
+        self._scan_interval_s = scan_interval_s
 
     def run(self, stop: threading.Event, max_records: int = 100, poll_timeout_s: float = 0.1) -> None:
+        next_scan = 0.0
         with metrics.LagReporter(self._consumer, ENGINE_GROUP):
             while not stop.is_set():
                 self.run_once(max_records, poll_timeout_s)
+                if time.monotonic() >= next_scan:
+                    self._deadlines.scan()
+                    next_scan = time.monotonic() + self._scan_interval_s
 
     def run_once(self, max_records: int = 100, poll_timeout_s: float = 0.1) -> int:
         """Process one poll batch; returns how many records it held."""
@@ -126,6 +245,11 @@ def _decode(record: Record) -> jobs_pb2.JobCommand | str:
         return "empty JobCommand"
     if not command_job_id(command):
         return "JobCommand without a job id"
+    if (
+        command.WhichOneof("command") == "stage_deadline"
+        and command.stage_deadline.kind not in DEADLINE_LABELS
+    ):
+        return f"StageDeadline of unknown kind {command.stage_deadline.kind}"
     return command
 
 
@@ -143,8 +267,13 @@ def main() -> None:
     consumer = Consumer(settings.kafka, ENGINE_GROUP, [topics.jobs], client_id)
     log.info("engine up: %d pipelines %s", len(pipelines), sorted(pipelines))
     worker_ready(settings)
+    deadlines = DeadlineScanner(pipelines, store, producer, topics, settings.engine)
+    machine = JobMachine(pipelines, topics.jobs)
+    engine = Engine(
+        machine, consumer, producer, store, topics, deadlines, settings.engine.deadline_scan_interval_s
+    )
     try:
-        Engine(JobMachine(pipelines, topics.jobs), consumer, producer, store, topics).run(stop)
+        engine.run(stop)
     finally:
         consumer.close()
         producer.close()

@@ -39,6 +39,11 @@ MODEL_CALL_DURATION = Histogram(
     buckets=LATENCY_BUCKETS_S,
 )
 STAGE_RETRIES = Counter("orate_stage_retries_total", "Stage attempts scheduled after a failure", ["service"])
+STAGE_DEADLINES_EXPIRED = Counter(
+    "orate_stage_deadlines_expired_total",
+    "Stage attempts failed by an engine deadline (schedule_to_start, heartbeat, start_to_close)",
+    ["service", "kind"],
+)
 DLQ_RECORDS = Counter(
     "orate_dlq_records_total", "Records sent to the dead-letter topic", ["service", "reason_kind"]
 )
@@ -69,6 +74,8 @@ def observe_effects(job: jobs_pb2.Job, effects: Effects) -> None:
             )
     for dead in effects.dead_letters:
         DLQ_RECORDS.labels(dead.letter.service, dead.kind).inc()
+    for expired in effects.expired_deadlines:
+        STAGE_DEADLINES_EXPIRED.labels(expired.service, expired.kind).inc()
 
 
 class LagReporter:

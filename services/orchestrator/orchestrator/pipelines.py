@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator import codec
 from shared.protos import message_class
 from shared.serving.deployments import DeploymentsFile
+from shared.store import HEARTBEAT_TTL_S
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 log = logging.getLogger(__name__)
@@ -121,9 +122,14 @@ class StageSpec(BaseModel):
     service: str
     request: dict[str, Any] = {}
     needs: list[str] = []
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0, description="the model call's budget")
     max_attempts: int = Field(3, ge=1)
     backoff_s: float = Field(0.5, ge=0)
+    # The engine's deadlines: a runner must pick the work item up within schedule_to_start_s (of its
+    # dispatch, or of the end of its retry backoff), then heartbeat at least every heartbeat_timeout_s and
+    # report within timeout_s plus the engine's grace. Expiry counts as a retryable failure of the attempt.
+    schedule_to_start_s: float = Field(60.0, gt=0, description="queueing included: size it for backlogs")
+    heartbeat_timeout_s: float = Field(30.0, gt=0, le=HEARTBEAT_TTL_S / 2)
 
     def sources(self) -> dict[str, Source]:
         return {path: parse_source(raw) for path, raw in self.request.items()}

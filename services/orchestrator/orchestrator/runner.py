@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 from orate.v1 import common_pb2, jobs_pb2
@@ -24,7 +25,7 @@ from shared.bus import TRACEPARENT_HEADER, Consumer, Producer, Record, Topics, e
 from shared.protos import message_class
 from shared.serving.clients import ModelClient, ModelUnavailable, model_client
 from shared.serving.predictor import InvalidRequest
-from shared.store import JobStore
+from shared.store import Heartbeat, JobStore, StageAttempt
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,25 @@ class StageFailed(Exception):
         self.retryable = retryable
 
 
+@dataclass
+class _Beating:
+    """An item in flight: when it started, how often it beats, and when next."""
+
+    started_unix_ms: int
+    interval_ms: int
+    next_unix_ms: int
+
+
 class StageRunner:
     """Runs work items as they arrive, up to `concurrency` at a time (so the deployment's batcher sees
     concurrent requests, and no item waits for a slower neighbour); each result goes to orate.jobs as soon
     as its item is done. A record is marked processed once its result is acknowledged and every earlier
-    record of its partition is too, so a crash replays, never skips, unfinished items."""
+    record of its partition is too, so a crash replays, never skips, unfinished items.
+
+    The engine's deadlines see the runner through heartbeats in Redis (not Kafka: no records per stage):
+    one at pickup, in the round trip that reads the items' jobs, then, from the run loop, one for each item
+    in flight every third of its heartbeat_timeout_s, the due ones in one round trip. A loop that stops
+    polling stops beating too, and the engine retries its items elsewhere."""
 
     def __init__(
         self,
@@ -80,6 +95,7 @@ class StageRunner:
         self._taken: dict[tuple[str, int], deque[Record]] = {}
         self._acknowledged: set[tuple[str, int, int]] = set()
         self._resend: list[tuple[Record, bytes, dict[str, str]]] = []
+        self._beating: dict[StageAttempt, _Beating] = {}
 
     def run(self, stop: threading.Event, poll_timeout_s: float = 0.1) -> None:
         with metrics.LagReporter(self._consumer, runner_group(self._service)):
@@ -88,8 +104,10 @@ class StageRunner:
         self.drain()
 
     def run_once(self, poll_timeout_s: float = 0.1) -> int:
-        """Settle finished items, then start the records of one poll; returns how many it took."""
+        """Settle finished items and beat for those in flight, then start the records of one poll; returns
+        how many it took."""
         self._settle()
+        self._beat()
         with self._room:
             if self._running >= self._concurrency and not self._room.wait(poll_timeout_s):
                 return 0
@@ -104,14 +122,23 @@ class StageRunner:
                 works.append((record, jobs_pb2.StageWork.FromString(record.value)))
             except DecodeError as exc:
                 self._dead_letter(record, f"not a StageWork: {exc}")
-        jobs = self._store.get_jobs(sorted({work.job_id for _, work in works}))
+        now_ms = self._now_ms()
+        # An item waiting out its retry backoff starts when that ends.
+        starts = {_attempt(work): max(now_ms, work.not_before_unix_ms) for _, work in works}
+        beats = {attempt: Heartbeat(started, now_ms) for attempt, started in starts.items()}
+        jobs = self._store.get_jobs_and_beat(sorted({work.job_id for _, work in works}), beats)
         for record, work in works:
-            if _finished(jobs.get(work.job_id)):
+            if _stale(jobs.get(work.job_id), work):
                 self._acknowledge(record)
                 continue
+            attempt = _attempt(work)
+            interval_ms = int(work.heartbeat_timeout_s * 1000 / 3)
             with self._lock:
+                # Work from an engine without deadlines (no heartbeat_timeout_s) gets the pickup beat only.
+                if interval_ms > 0:
+                    self._beating[attempt] = _Beating(starts[attempt], interval_ms, now_ms + interval_ms)
                 self._running += 1
-            self._pool.submit(self._run_and_report, record, work)
+            self._pool.submit(self._run_and_report, record, work, starts[attempt])
         return len(records)
 
     def drain(self, timeout_s: float = 60.0) -> None:
@@ -120,6 +147,7 @@ class StageRunner:
         while any(self._taken.values()) and time.monotonic() < deadline:
             self._producer.flush()
             self._settle()
+            self._beat()
             if any(self._taken.values()):
                 time.sleep(0.005)
 
@@ -127,9 +155,10 @@ class StageRunner:
         self._pool.shutdown(wait=True)
         self._client.close()
 
-    def _run_and_report(self, record: Record, work: jobs_pb2.StageWork) -> None:
+    def _run_and_report(self, record: Record, work: jobs_pb2.StageWork, started_unix_ms: int) -> None:
         try:
             result = self._run_item(work)
+            result.started_unix_ms = started_unix_ms
             value = jobs_pb2.JobCommand(stage_result=result).SerializeToString()
             headers = job_headers(
                 result.job_id, record.headers.get(TRACEPARENT_HEADER), codec.PROTOBUF_CONTENT_TYPE
@@ -137,8 +166,22 @@ class StageRunner:
             self._send_result(record, value, headers)
         finally:
             with self._room:
+                self._beating.pop(_attempt(work), None)
                 self._running -= 1
                 self._room.notify()
+
+    def _beat(self) -> None:
+        """Heartbeat the items in flight whose beat is due."""
+        now_ms = self._now_ms()
+        with self._lock:
+            due = {a: beating for a, beating in self._beating.items() if beating.next_unix_ms <= now_ms}
+            for beating in due.values():
+                beating.next_unix_ms = now_ms + beating.interval_ms
+        if due:
+            self._store.beat({a: Heartbeat(beating.started_unix_ms, now_ms) for a, beating in due.items()})
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     def _send_result(self, record: Record, value: bytes, headers: dict[str, str]) -> None:
         def delivered(error: Exception | None) -> None:
@@ -262,9 +305,25 @@ def _where(record: Record) -> tuple[str, int, int]:
     return record.topic, record.partition, record.offset
 
 
-def _finished(job: jobs_pb2.Job | None) -> bool:
-    """A cancelled (or otherwise finished) job's work is skipped; its result would be ignored anyway."""
-    return job is not None and is_terminal(job)
+def _attempt(work: jobs_pb2.StageWork) -> StageAttempt:
+    return StageAttempt(work.job_id, work.stage, work.attempt)
+
+
+def _stale(job: jobs_pb2.Job | None, work: jobs_pb2.StageWork) -> bool:
+    """Work whose result would be ignored is skipped: its job finished (cancelled, failed), or its stage
+    has moved past this attempt (a deadline retried it) or finished it (a replayed item). The job may be
+    read before the engine has stored this dispatch (it produces the work first): it then shows an earlier
+    attempt, or none, and the work runs."""
+    if job is None:
+        return False
+    if is_terminal(job):
+        return True
+    state = job.stages.get(work.stage)
+    if state is None:
+        return False
+    if state.attempt != work.attempt:
+        return state.attempt > work.attempt
+    return state.status != jobs_pb2.STAGE_STATUS_DISPATCHED
 
 
 def main(argv: list[str] | None = None) -> None:

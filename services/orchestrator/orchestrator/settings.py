@@ -32,8 +32,16 @@ class RunnerSettings(BaseModel):
     concurrency: int = Field(16, ge=1, description="work items a runner has in flight (one poll batch)")
 
 
+class EngineSettings(BaseModel):
+    deadline_scan_interval_s: float = Field(0.5, gt=0, description="how often to look for due timers")
+    # Beyond a stage's timeout_s (the model call's budget): fetching inputs, storing outputs, reporting.
+    start_to_close_grace_s: float = Field(30.0, ge=0, description="added to timeout_s for start-to-close")
+    deadline_resend_s: float = Field(5.0, gt=0, description="a deadline command not applied is resent")
+
+
 class OrchestratorSettings(OrateSettings):
     api: ApiSettings = ApiSettings()
+    engine: EngineSettings = EngineSettings()
     runner: RunnerSettings = RunnerSettings()
     deployments_file: Path = Path("deployments.yaml")
     # NoDecode: the env var is an os.pathsep-separated list (like PATH), not JSON.

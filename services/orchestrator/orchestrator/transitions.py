@@ -12,6 +12,7 @@ from orate.v1 import common_pb2, jobs_pb2
 from orchestrator import codec
 from orchestrator.pipelines import InputRef, LiteralValue, Pipeline, Source, StageRef, StageSpec
 from shared import events
+from shared.store import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,13 @@ DLQ_NOT_RETRYABLE = "not_retryable"
 DLQ_RETRIES_EXHAUSTED = "retries_exhausted"
 DLQ_UNRESOLVABLE = "unresolvable"
 DLQ_UNDECODABLE = "undecodable"
+# The label of each deadline kind (the kind label of orate_stage_deadlines_expired_total); a stage failed
+# by one goes to the DLQ as "<label>_timeout".
+DEADLINE_LABELS = {
+    jobs_pb2.DEADLINE_KIND_SCHEDULE_TO_START: "schedule_to_start",
+    jobs_pb2.DEADLINE_KIND_HEARTBEAT: "heartbeat",
+    jobs_pb2.DEADLINE_KIND_START_TO_CLOSE: "start_to_close",
+}
 
 
 @dataclass
@@ -42,13 +50,20 @@ class StageTiming:
 
 
 @dataclass
+class ExpiredDeadline:
+    service: str
+    kind: str
+
+
+@dataclass
 class Effects:
-    """What applying one command asks the engine to produce, plus timings for the metrics."""
+    """What applying one command asks the engine to produce, plus timings and expiries for the metrics."""
 
     work: list[jobs_pb2.StageWork] = field(default_factory=list)
     events: list[jobs_pb2.JobEvent] = field(default_factory=list)
     dead_letters: list[DeadLetterEffect] = field(default_factory=list)
     stage_timings: list[StageTiming] = field(default_factory=list)
+    expired_deadlines: list[ExpiredDeadline] = field(default_factory=list)
 
 
 def command_job_id(command: jobs_pb2.JobCommand) -> str:
@@ -59,11 +74,73 @@ def command_job_id(command: jobs_pb2.JobCommand) -> str:
         return command.cancel.job_id
     if kind == "stage_result":
         return command.stage_result.job_id
+    if kind == "stage_deadline":
+        return command.stage_deadline.job_id
     return ""
 
 
 def is_terminal(job: jobs_pb2.Job) -> bool:
     return job.status in TERMINAL_JOB_STATUSES
+
+
+def dispatched_state(job: jobs_pb2.Job | None, stage: str, attempt: int) -> jobs_pb2.StageState | None:
+    """The stage's state if the job runs and the stage is dispatched with this attempt, else None: what a
+    result or a deadline of that attempt applies to (any other is stale or a duplicate)."""
+    if job is None or is_terminal(job):
+        return None
+    state = job.stages.get(stage)
+    if state is None or state.status != jobs_pb2.STAGE_STATUS_DISPATCHED or state.attempt != attempt:
+        return None
+    return state
+
+
+@dataclass(frozen=True)
+class DeadlineCheck:
+    """What a due timer found: the kind of deadline that passed, or, when none has, when to look again."""
+
+    expired: jobs_pb2.DeadlineKind.ValueType | None = None
+    look_again_unix_ms: int = 0
+
+
+def judge_deadline(
+    state: jobs_pb2.StageState,
+    beat: Heartbeat | None,
+    spec: StageSpec | None,
+    now_unix_ms: int,
+    grace_ms: int,
+) -> DeadlineCheck | None:
+    """A dispatched attempt's deadlines at now; None when they cannot be judged here (a runner took the
+    work, but this engine lacks the stage's pipeline and so its limits). Without a heartbeat no runner has
+    taken it: schedule-to-start applies. With one, the runner must beat within heartbeat_timeout_s and
+    finish within timeout_s plus the grace of starting, whichever comes first."""
+    if beat is None:
+        if now_unix_ms < state.start_by_unix_ms:
+            return DeadlineCheck(look_again_unix_ms=state.start_by_unix_ms)
+        return DeadlineCheck(expired=jobs_pb2.DEADLINE_KIND_SCHEDULE_TO_START)
+    if spec is None:
+        return None
+    silent_by = beat.beat_unix_ms + int(spec.heartbeat_timeout_s * 1000)
+    close_by = beat.started_unix_ms + int(spec.timeout_s * 1000) + grace_ms
+    if now_unix_ms < min(silent_by, close_by):
+        return DeadlineCheck(look_again_unix_ms=min(silent_by, close_by))
+    if silent_by <= close_by:
+        return DeadlineCheck(expired=jobs_pb2.DEADLINE_KIND_HEARTBEAT)
+    return DeadlineCheck(expired=jobs_pb2.DEADLINE_KIND_START_TO_CLOSE)
+
+
+def deadline_reason(state: jobs_pb2.StageState, spec: StageSpec, deadline: jobs_pb2.StageDeadline) -> str:
+    """Why the attempt failed, naming what was missing."""
+    where = f"stage {state.name}"
+    if deadline.kind == jobs_pb2.DEADLINE_KIND_SCHEDULE_TO_START:
+        return f"no runner of {state.service} picked up {where} within {spec.schedule_to_start_s:g} s"
+    if deadline.kind == jobs_pb2.DEADLINE_KIND_HEARTBEAT:
+        silent_s = (deadline.expired_unix_ms - deadline.last_heartbeat_unix_ms) / 1000
+        return f"runner of {state.service} stopped reporting on {where} (last heartbeat {silent_s:.1f} s ago)"
+    running_s = (deadline.expired_unix_ms - deadline.started_unix_ms) / 1000
+    return (
+        f"runner of {state.service} has not finished {where} {running_s:.1f} s after starting it"
+        f" (timeout_s {spec.timeout_s:g})"
+    )
 
 
 class JobMachine:
@@ -89,6 +166,8 @@ class JobMachine:
             changed = self._cancel(job, command.cancel, effects)
         elif kind == "stage_result":
             changed = self._stage_result(job, command.stage_result, payload, effects)
+        elif kind == "stage_deadline":
+            changed = self._stage_deadline(job, command.stage_deadline, payload, effects)
         else:
             raise ValueError("empty command")
         return changed, effects
@@ -136,14 +215,8 @@ class JobMachine:
     def _stage_result(
         self, job: jobs_pb2.Job | None, result: jobs_pb2.StageResult, payload: bytes, effects: Effects
     ) -> jobs_pb2.Job | None:
-        state = job.stages.get(result.stage) if job is not None else None
-        if (
-            job is None
-            or is_terminal(job)
-            or state is None
-            or state.status != jobs_pb2.STAGE_STATUS_DISPATCHED
-            or state.attempt != result.attempt
-        ):
+        state = dispatched_state(job, result.stage, result.attempt)
+        if job is None or state is None:
             log.info(
                 "job %s: stale or duplicate result of %s#%d, ignored",
                 result.job_id,
@@ -156,6 +229,7 @@ class JobMachine:
             StageTiming(state.service, state.name, max(0, now_ms - state.dispatched_unix_ms) / 1000)
         )
         state.model_latency_ms = result.model_latency_ms
+        state.started_unix_ms = result.started_unix_ms
         pipeline = self._pipelines.get(job.pipeline)
         if pipeline is None:
             self._fail_job(job, f"pipeline {job.pipeline!r} is no longer loaded", effects)
@@ -171,18 +245,56 @@ class JobMachine:
             else:
                 self._dispatch_ready(job, pipeline, payload, effects)
             return job
-        spec = pipeline.stage(result.stage)
-        if result.retryable and result.attempt < spec.max_attempts:
-            state.error = result.error
-            effects.events.append(self._event(job, events.STAGE_RETRYING, state, error=result.error))
-            delay_ms = int(spec.backoff_s * 2 ** (result.attempt - 1) * 1000)
-            self._dispatch(job, pipeline, spec, result.attempt + 1, now_ms + delay_ms, payload, effects)
-            return job
         kind = DLQ_NOT_RETRYABLE if not result.retryable else DLQ_RETRIES_EXHAUSTED
-        self._fail_stage(job, state, kind, result.error, payload, effects)
+        self._retry_or_fail(job, pipeline, state, result.retryable, result.error, kind, payload, effects)
+        return job
+
+    def _stage_deadline(
+        self, job: jobs_pb2.Job | None, deadline: jobs_pb2.StageDeadline, payload: bytes, effects: Effects
+    ) -> jobs_pb2.Job | None:
+        state = dispatched_state(job, deadline.stage, deadline.attempt)
+        if job is None or state is None:
+            log.info(
+                "job %s: deadline of %s#%d is stale or a duplicate, ignored",
+                deadline.job_id,
+                deadline.stage,
+                deadline.attempt,
+            )
+            return None
+        state.started_unix_ms = deadline.started_unix_ms
+        pipeline = self._pipelines.get(job.pipeline)
+        if pipeline is None:
+            self._fail_job(job, f"pipeline {job.pipeline!r} is no longer loaded", effects)
+            return job
+        reason = deadline_reason(state, pipeline.stage(state.name), deadline)
+        label = DEADLINE_LABELS[deadline.kind]
+        effects.expired_deadlines.append(ExpiredDeadline(state.service, label))
+        self._retry_or_fail(job, pipeline, state, True, reason, f"{label}_timeout", payload, effects)
         return job
 
     # ---- transitions ----------------------------------------------------------------------------------
+
+    def _retry_or_fail(
+        self,
+        job: jobs_pb2.Job,
+        pipeline: Pipeline,
+        state: jobs_pb2.StageState,
+        retryable: bool,
+        reason: str,
+        dlq_kind: str,
+        payload: bytes,
+        effects: Effects,
+    ) -> None:
+        """A failed attempt: dispatch the next one after the backoff while attempts are left and the
+        failure is retryable, else fail the stage (dead-lettered as dlq_kind) and the job."""
+        spec = pipeline.stage(state.name)
+        if retryable and state.attempt < spec.max_attempts:
+            state.error = reason
+            effects.events.append(self._event(job, events.STAGE_RETRYING, state, error=reason))
+            not_before_ms = self._now_ms() + int(spec.backoff_s * 2 ** (state.attempt - 1) * 1000)
+            self._dispatch(job, pipeline, spec, state.attempt + 1, not_before_ms, payload, effects)
+            return
+        self._fail_stage(job, state, dlq_kind, reason, payload, effects)
 
     def _dispatch_ready(
         self, job: jobs_pb2.Job, pipeline: Pipeline, payload: bytes, effects: Effects
@@ -218,6 +330,10 @@ class JobMachine:
         state.status = jobs_pb2.STAGE_STATUS_DISPATCHED
         state.dispatched_unix_ms = self._now_ms()
         state.finished_unix_ms = 0
+        state.started_unix_ms = 0
+        # The deadline timer of this attempt (JobStore.write sets it from here): the backoff is not queueing.
+        start_after_ms = max(state.dispatched_unix_ms, not_before_unix_ms)
+        state.start_by_unix_ms = start_after_ms + int(spec.schedule_to_start_s * 1000)
         effects.work.append(
             jobs_pb2.StageWork(
                 job_id=job.job_id,
@@ -227,6 +343,7 @@ class JobMachine:
                 request=request,
                 timeout_s=spec.timeout_s,
                 not_before_unix_ms=not_before_unix_ms,
+                heartbeat_timeout_s=spec.heartbeat_timeout_s,
             )
         )
         effects.events.append(self._event(job, events.STAGE_STARTED, state))

@@ -15,6 +15,7 @@ from shared.artifacts import ArtifactNotFound, ArtifactStore
 from shared.bus import BusError, Record
 from shared.events import TERMINAL_TYPES, from_cloudevent
 from shared.serving.deployments import DeploymentsFile, DeploymentSpec
+from shared.store import Heartbeat, StageAttempt, deadline_changes
 
 SERVICES = {
     "tts": ("orate.v1.TtsGestureRequest", "orate.v1.TtsGestureResponse"),
@@ -75,6 +76,25 @@ PERFORM = {
         },
     ],
     "outputs": {"video": "$stages.render.video.data", "transcript": "$stages.check.response.speakers"},
+}
+
+# One asr stage with short deadlines and few attempts, for the deadline tests.
+LISTEN = {
+    "name": "listen",
+    "inputs": {"text": {"type": "text"}},
+    "stages": [
+        {
+            "name": "asr",
+            "service": "asr",
+            "request": {"beam_size": 4},
+            "timeout_s": 60,
+            "max_attempts": 2,
+            "backoff_s": 1,
+            "schedule_to_start_s": 30,
+            "heartbeat_timeout_s": 10,
+        }
+    ],
+    "outputs": {"speakers": "$stages.asr.response.speakers"},
 }
 
 # Audio upload -> asr, for the API tests.
@@ -198,6 +218,8 @@ class FakeStore:
         self.jobs: dict[str, bytes] = {}
         self.keys: dict[str, str] = {}
         self.events: dict[str, list[bytes]] = {}
+        self.timers: dict[str, int] = {}  # deadline timer member -> due unix ms, as the sorted set
+        self.beats: dict[StageAttempt, Heartbeat] = {}
         self.fail_next_put = False
 
     def ping(self) -> bool:
@@ -221,6 +243,37 @@ class FakeStore:
     def get_jobs(self, job_ids: list[str]) -> dict[str, jobs_pb2.Job]:
         return {job_id: job for job_id in job_ids if (job := self.get_job(job_id)) is not None}
 
+    def get_jobs_and_beat(
+        self, job_ids: list[str], beats: dict[StageAttempt, Heartbeat]
+    ) -> dict[str, jobs_pb2.Job]:
+        self.beat(beats)
+        return self.get_jobs(job_ids)
+
+    def beat(self, beats: dict[StageAttempt, Heartbeat]) -> None:
+        self.beats.update(beats)
+
+    def claim_due_deadlines(self, now_unix_ms: int, lease_ms: int, limit: int) -> list[StageAttempt]:
+        due = sorted((at, member) for member, at in self.timers.items() if at <= now_unix_ms)[:limit]
+        for _, member in due:
+            self.timers[member] = now_unix_ms + lease_ms
+        return [StageAttempt.parse(member) for _, member in due]
+
+    def deadline_facts(
+        self, attempts: list[StageAttempt]
+    ) -> tuple[dict[str, jobs_pb2.Job], dict[StageAttempt, Heartbeat]]:
+        jobs = self.get_jobs(sorted({attempt.job_id for attempt in attempts}))
+        return jobs, {attempt: self.beats[attempt] for attempt in attempts if attempt in self.beats}
+
+    def settle_deadlines(self, later: dict[StageAttempt, int], done: list[StageAttempt]) -> None:
+        for attempt, at in later.items():
+            if attempt.member in self.timers:
+                self.timers[attempt.member] = at
+        for attempt in done:
+            self.timers.pop(attempt.member, None)
+
+    def deadlines(self) -> dict[StageAttempt, int]:
+        return {StageAttempt.parse(member): at for member, at in self.timers.items()}
+
     def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
         if self.fail_next_put:
             self.fail_next_put = False
@@ -228,6 +281,12 @@ class FakeStore:
         self.log.append("put_jobs")
         for job in jobs:
             self.jobs[job.job_id] = job.SerializeToString()
+        # As the real store: in the same write, a timer already there keeps its time (ZADD NX).
+        due, dropped = deadline_changes(jobs)
+        for member, at in due.items():
+            self.timers.setdefault(member, at)
+        for member in dropped:
+            self.timers.pop(member, None)
         self.log.append("append_events")
         for job_id, data in events:
             self.events.setdefault(job_id, []).append(data)

@@ -1,17 +1,30 @@
-"""The engine's state machine, driven as a table: commands in, the records it produces out."""
+"""The engine's state machine, driven as a table: commands in, the records it produces out; and its
+deadlines: timers written with the jobs, the scanner that turns passed ones into commands, and their
+retries and failures."""
 
 from __future__ import annotations
 
 import pytest
 from google.protobuf.message import Message
 from orate.v1 import common_pb2, jobs_pb2, models_pb2
-from orchestrator import codec
-from orchestrator.engine import Engine
+from orchestrator import codec, metrics
+from orchestrator.engine import DeadlineScanner, Engine
+from orchestrator.settings import EngineSettings
 from orchestrator.transitions import JobMachine
-from orchestrator_fakes import PERFORM, TALK, Clock, FakeConsumer, FakeProducer, FakeStore, make_pipelines
+from orchestrator_fakes import (
+    LISTEN,
+    PERFORM,
+    TALK,
+    Clock,
+    FakeConsumer,
+    FakeProducer,
+    FakeStore,
+    make_pipelines,
+)
 
 from shared.bus import Record, Topics
 from shared.events import from_cloudevent
+from shared.store import Heartbeat, StageAttempt
 
 TOPICS = Topics("t")
 JOB = "job-1"
@@ -34,7 +47,10 @@ STAGE_RESPONSES = {
     "animate": models_pb2.FaceVqvaeResponse(samples=[MOTION]),
     "check": models_pb2.AsrSactcResponse(speakers=[models_pb2.SpeakerTranscript(speaker="spk1", text="hi")]),
     "render": models_pb2.NerfRenderResponse(video=common_pb2.Video(data=b"mp4", duration_s=1)),
+    "asr": models_pb2.AsrSactcResponse(speakers=[models_pb2.SpeakerTranscript(speaker="spk1", text="hi")]),
 }
+# The engine settings of the harness: start-to-close is timeout_s + 5 s.
+ENGINE_SETTINGS = EngineSettings(start_to_close_grace_s=5, deadline_resend_s=5)
 
 
 def submit(pipeline: str = "talk", job_id: str = JOB, **inputs: object) -> jobs_pb2.JobCommand:
@@ -66,6 +82,13 @@ def cancel() -> jobs_pb2.JobCommand:
     return jobs_pb2.JobCommand(cancel=jobs_pb2.CancelJob(job_id=JOB, reason="user asked"))
 
 
+def deadline(
+    stage: str, attempt: int = 1, kind: int = jobs_pb2.DEADLINE_KIND_SCHEDULE_TO_START
+) -> jobs_pb2.JobCommand:
+    expired = jobs_pb2.StageDeadline(job_id=JOB, stage=stage, attempt=attempt, kind=kind, expired_unix_ms=1)
+    return jobs_pb2.JobCommand(stage_deadline=expired)
+
+
 def describe(record: Record) -> str:
     """work:<stage>#<attempt> | dlq:<stage> | <event type without 'orate.'>[:<stage>#<attempt>]"""
     if record.topic.startswith(TOPICS.work("")):
@@ -83,8 +106,10 @@ class Harness:
         self, consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, clock: Clock
     ) -> None:
         self.consumer, self.producer, self.store, self.clock = consumer, producer, store, clock
-        machine = JobMachine(make_pipelines(TALK, PERFORM), TOPICS.jobs, clock)
-        self.engine = Engine(machine, consumer, producer, store, TOPICS)
+        pipelines = make_pipelines(TALK, PERFORM, LISTEN)
+        machine = JobMachine(pipelines, TOPICS.jobs, clock)
+        self.scanner = DeadlineScanner(pipelines, store, producer, TOPICS, ENGINE_SETTINGS, clock)
+        self.engine = Engine(machine, consumer, producer, store, TOPICS, self.scanner)
 
     def step(self, *commands: jobs_pb2.JobCommand | bytes) -> list[str]:
         for command in commands:
@@ -104,6 +129,41 @@ class Harness:
         job = self.store.get_job(JOB)
         assert job is not None
         return job
+
+    def scan(self) -> list[jobs_pb2.JobCommand]:
+        """Run the deadline scanner; the commands it sent (not applied yet)."""
+        self.scanner.scan()
+        return [
+            jobs_pb2.JobCommand.FromString(r.value) for r in self.producer.take() if r.topic == TOPICS.jobs
+        ]
+
+    def expire(self) -> list[str]:
+        """Run the deadline scanner and apply what it sent: the records that produced."""
+        commands = self.scan()
+        return self.step(*commands) if commands else []
+
+    def beat(self, stage: str, attempt: int, started_unix_ms: int | None = None) -> None:
+        """A runner's heartbeat now (having started now, unless said otherwise)."""
+        now_ms = self.now_ms()
+        self.store.beat({StageAttempt(JOB, stage, attempt): Heartbeat(started_unix_ms or now_ms, now_ms)})
+
+    def now_ms(self) -> int:
+        return int(self.clock.now * 1000)
+
+    def timers(self) -> dict[str, int]:
+        """The deadline timers: <stage>#<attempt> -> due, in ms after the clock's start."""
+        return {f"{a.stage}#{a.attempt}": at - START_MS for a, at in self.store.deadlines().items()}
+
+    def errors(self, event_type: str) -> list[str]:
+        """The error of each event of this type in the last step."""
+        return [
+            data["error"]
+            for r in self.last
+            if r.topic == TOPICS.events and (data := from_cloudevent(r.value)["data"])["type"] == event_type
+        ]
+
+
+START_MS = int(Clock().now * 1000)
 
 
 @pytest.fixture
@@ -308,9 +368,176 @@ def test_a_crash_before_the_state_write_replays_the_same_effects(harness: Harnes
     assert harness.consumer.done == []  # not committed: the broker will redeliver
     assert harness.step(submit()) == ["work:speak#1", "job.accepted", "stage.started:speak#1"]
     assert [r.value for r in harness.last] == [r.value for r in first]  # same ids, same bytes
+    assert harness.timers() == {"speak#1": 60_000}  # the replay wrote the timer with the job
 
 
 def test_job_stored_by_the_api_as_queued_is_started(harness: Harness) -> None:
     harness.store.put_job(submit().submit.job)
     assert harness.step(submit()) == ["work:speak#1", "job.accepted", "stage.started:speak#1"]
     assert harness.job().status == jobs_pb2.JOB_STATUS_RUNNING
+
+
+# ---- deadlines --------------------------------------------------------------------------------------
+# LISTEN's stage asr: schedule_to_start_s 30, heartbeat_timeout_s 10, timeout_s 60 (+ 5 s grace: 65 s
+# start-to-close), max_attempts 2, backoff_s 1.
+
+
+def dlq_count(service: str, reason_kind: str) -> float:
+    return metrics.DLQ_RECORDS.labels(service, reason_kind)._value.get()
+
+
+def test_schedule_to_start_expiry_retries_then_fails_naming_service_stage_and_seconds(
+    harness: Harness,
+) -> None:
+    harness.step(submit("listen"))
+    reason = "no runner of asr picked up stage asr within 30 s"
+    harness.clock.now += 29.999
+    assert harness.expire() == []
+    harness.clock.now += 0.001
+    assert harness.expire() == ["work:asr#2", "stage.retrying:asr#1", "stage.started:asr#2"]
+    assert harness.errors("orate.stage.retrying") == [reason]
+    assert harness.job().stages["asr"].error == reason
+    assert harness.timers() == {"asr#2": 30_000 + 1_000 + 30_000}  # the backoff is not queueing
+    harness.clock.now += 30.999
+    assert harness.expire() == []
+    dead_before = dlq_count("asr", "schedule_to_start_timeout")
+    harness.clock.now += 0.001
+    assert harness.expire() == ["dlq:asr", "stage.failed:asr#2", "job.failed"]
+    (letter,) = [jobs_pb2.DeadLetter.FromString(r.value) for r in harness.last if r.topic == TOPICS.dlq]
+    assert (letter.stage, letter.service, letter.attempts, letter.reason) == ("asr", "asr", 2, reason)
+    assert dlq_count("asr", "schedule_to_start_timeout") == dead_before + 1
+    job = harness.job()
+    assert job.status == jobs_pb2.JOB_STATUS_FAILED and job.error == f"stage 'asr' failed: {reason}"
+    assert harness.timers() == {}
+
+
+def run_until_expiry(harness: Harness, beat_until_s: float, limit_s: float = 200) -> tuple[float, list[str]]:
+    """From a listen job just submitted: a runner picks asr#1 up 2 s later and beats every 3 s until
+    beat_until_s; the engine scans every second. When (s after the submit) a deadline expired, and what
+    applying it produced."""
+    start = harness.clock.now
+    harness.step(submit("listen"))
+    for second in range(1, int(limit_s)):
+        harness.clock.now = start + second
+        if second <= beat_until_s and (second - 2) % 3 == 0:
+            harness.beat("asr", 1, started_unix_ms=int((start + 2) * 1000))
+        produced = harness.expire()
+        if produced:
+            return second, produced
+    raise AssertionError(f"no deadline expired within {limit_s} s")
+
+
+def test_heartbeats_keep_a_long_stage_alive(harness: Harness) -> None:
+    start = harness.clock.now
+    harness.step(submit("listen"))
+    for second in range(1, 63):  # past schedule_to_start_s and many heartbeat timeouts
+        harness.clock.now = start + second
+        if (second - 2) % 3 == 0:
+            harness.beat("asr", 1, started_unix_ms=int((start + 2) * 1000))
+        assert harness.expire() == [], f"{second} s"
+    assert harness.step(ok("asr")) == ["stage.completed:asr#1", "job.completed"]
+    assert harness.job().stages["asr"].started_unix_ms == 0  # the result carried no start time
+    assert harness.timers() == {}
+
+
+def test_a_silent_runner_expires_the_heartbeat_deadline(harness: Harness) -> None:
+    # The last beat is at 41 s; the timer is looked at from schedule_to_start (30 s) on.
+    second, produced = run_until_expiry(harness, beat_until_s=41)
+    assert second == 51
+    assert produced == ["work:asr#2", "stage.retrying:asr#1", "stage.started:asr#2"]
+    assert harness.errors("orate.stage.retrying") == [
+        "runner of asr stopped reporting on stage asr (last heartbeat 10.0 s ago)"
+    ]
+
+
+def test_a_runner_that_beats_but_never_finishes_expires_start_to_close(harness: Harness) -> None:
+    second, produced = run_until_expiry(harness, beat_until_s=1_000)
+    assert second == 2 + 60 + 5
+    assert produced == ["work:asr#2", "stage.retrying:asr#1", "stage.started:asr#2"]
+    assert harness.errors("orate.stage.retrying") == [
+        "runner of asr has not finished stage asr 65.0 s after starting it (timeout_s 60)"
+    ]
+
+
+def test_a_runner_that_dies_after_pickup_is_noticed_at_its_first_look(harness: Harness) -> None:
+    second, _ = run_until_expiry(harness, beat_until_s=2)
+    assert second == 30  # the start-by time, when the timer is first looked at
+    assert harness.errors("orate.stage.retrying") == [
+        "runner of asr stopped reporting on stage asr (last heartbeat 28.0 s ago)"
+    ]
+
+
+def test_late_results_after_expiry_are_ignored(harness: Harness) -> None:
+    harness.step(submit("listen"))
+    harness.clock.now += 30
+    assert harness.expire() == ["work:asr#2", "stage.retrying:asr#1", "stage.started:asr#2"]
+    assert harness.step(ok("asr", attempt=1)) == []
+    assert harness.step(failed("asr", attempt=1)) == []
+    harness.clock.now += 31
+    harness.beat("asr", 2)  # picked up on time, then silent
+    harness.clock.now += 10
+    assert harness.expire() == ["dlq:asr", "stage.failed:asr#2", "job.failed"]
+    assert harness.step(ok("asr", attempt=2)) == []
+    job = harness.job()
+    assert job.status == jobs_pb2.JOB_STATUS_FAILED
+    assert job.stages["asr"].started_unix_ms == START_MS + 61_000  # as the deadline reported it
+
+
+def test_stale_duplicate_and_resent_deadline_commands_are_ignored(harness: Harness) -> None:
+    harness.step(submit("listen"))
+    harness.clock.now += 30
+    (first,) = harness.scan()
+    assert first.stage_deadline.kind == jobs_pb2.DEADLINE_KIND_SCHEDULE_TO_START
+    harness.clock.now += 4.999
+    assert harness.scan() == []  # claimed: other scans leave it alone
+    harness.clock.now += 0.001
+    (resent,) = harness.scan()  # not applied within deadline_resend_s: sent again
+    assert harness.step(first, resent) == ["work:asr#2", "stage.retrying:asr#1", "stage.started:asr#2"]
+    assert harness.step(deadline("asr", attempt=1)) == []
+    assert harness.timers() == {"asr#2": 35_000 + 1_000 + 30_000}
+    assert harness.step(ok("asr", attempt=2)) == ["stage.completed:asr#2", "job.completed"]
+    assert harness.step(deadline("asr", attempt=2)) == []
+    assert harness.step(deadline("asr", attempt=2, kind=jobs_pb2.DEADLINE_KIND_UNSPECIFIED)) == ["dlq:"]
+
+
+def test_timers_are_written_and_cleared_with_the_job_writes(harness: Harness) -> None:
+    harness.step(submit())
+    assert harness.timers() == {"speak#1": 60_000}
+    harness.clock.now += 1
+    harness.step(ok("speak"))
+    assert harness.timers() == {"animate#1": 1_000 + 60_000}
+    harness.clock.now += 1
+    harness.step(failed("animate"))
+    assert harness.timers() == {"animate#2": 2_000 + 500 + 60_000}
+    harness.step(ok("animate", attempt=2))
+    assert harness.timers() == {}
+    assert harness.scan() == []
+
+
+def test_cancel_clears_the_timers(harness: Harness) -> None:
+    harness.step(submit("perform"), ok("speak"))
+    assert sorted(harness.timers()) == ["animate#1", "check#1"]
+    harness.step(cancel())
+    assert harness.timers() == {}
+
+
+def test_a_rewrite_of_the_job_keeps_a_timer_the_scan_moved(harness: Harness) -> None:
+    harness.step(submit("perform"), ok("speak"))
+    harness.clock.now += 60
+    harness.beat("animate", 1)
+    harness.beat("check", 1)
+    assert harness.scan() == []  # both runners beat: looked at again at their heartbeat timeout
+    assert harness.timers() == {"animate#1": 90_000, "check#1": 90_000}
+    harness.step(ok("check"))
+    assert harness.timers() == {"animate#1": 90_000}
+
+
+def test_one_engine_sends_a_deadline_while_another_scans_the_same_timers(harness: Harness) -> None:
+    harness.step(submit("listen"))
+    pipelines = make_pipelines(LISTEN)
+    other = DeadlineScanner(
+        pipelines, harness.store, harness.producer, TOPICS, ENGINE_SETTINGS, harness.clock
+    )
+    harness.clock.now += 30
+    assert harness.scanner.scan() == 1
+    assert other.scan() == 0

@@ -79,6 +79,14 @@ BROKEN = {
         lambda d: d["stages"][0].update(retries=3),
         "retries",
     ),
+    "no schedule-to-start time": (
+        lambda d: d["stages"][0].update(schedule_to_start_s=0),
+        "schedule_to_start_s",
+    ),
+    "a heartbeat timeout above 300 s (half the time a heartbeat is kept)": (
+        lambda d: d["stages"][0].update(heartbeat_timeout_s=301),
+        "heartbeat_timeout_s",
+    ),
 }
 
 
@@ -178,3 +186,11 @@ def test_input_choices_and_ranges_are_enforced(spec: dict, value: Any, reason: s
 def test_ranges_apply_to_numbers_only() -> None:
     with pytest.raises(ValueError, match="apply to number inputs only"):
         InputSpec.model_validate({"type": "text", "minimum": 1})
+
+
+def test_stage_deadlines_default_and_can_be_set() -> None:
+    speak, animate = make_pipelines(talk_with(lambda d: d["stages"][1].update(schedule_to_start_s=5)))[
+        "talk"
+    ].stages
+    assert (speak.timeout_s, speak.schedule_to_start_s, speak.heartbeat_timeout_s) == (60, 60, 30)
+    assert animate.schedule_to_start_s == 5

@@ -1,4 +1,5 @@
-"""The stage runner with a fake model client: requests from artifacts, outputs stored, errors classified."""
+"""The stage runner with a fake model client: requests from artifacts, outputs stored, errors classified,
+stale work skipped, heartbeats for the engine's deadlines."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pytest
 from orate.v1 import common_pb2, jobs_pb2, models_pb2
 from orchestrator import codec
 from orchestrator.runner import StageRunner
-from orchestrator_fakes import FakeConsumer, FakeProducer, FakeStore, MemoryArtifacts
+from orchestrator_fakes import Clock, FakeConsumer, FakeProducer, FakeStore, MemoryArtifacts
 
 from shared.bus import Topics
 from shared.serving.clients import ModelClient, ModelUnavailable
 from shared.serving.predictor import InvalidRequest
+from shared.store import Heartbeat, StageAttempt
 
 TOPICS = Topics("t")
 SAMPLE = common_pb2.Motion(layout="arkit-52", fps=30, frames=1, dims=2, data_f32=b"\1" * 8)
@@ -46,7 +48,12 @@ def raising(error: Exception) -> Callable[[models_pb2.FaceVqvaeRequest], bytes]:
 
 class Runner:
     def __init__(
-        self, consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
+        self,
+        consumer: FakeConsumer,
+        producer: FakeProducer,
+        store: FakeStore,
+        artifacts: MemoryArtifacts,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.consumer, self.producer, self.store, self.artifacts = consumer, producer, store, artifacts
         self.client = FakeClient(answer_ok)
@@ -61,12 +68,18 @@ class Runner:
             artifacts,
             TOPICS,
             concurrency=4,
+            clock=clock,
         )
         self.audio = artifacts.put("jobs/j1/_inputs/audio", b"RIFF....")
 
     def work(self, job_id: str = "j1", attempt: int = 1, **request: object) -> jobs_pb2.StageWork:
         work = jobs_pb2.StageWork(
-            job_id=job_id, stage="animate", service="face", attempt=attempt, timeout_s=7
+            job_id=job_id,
+            stage="animate",
+            service="face",
+            attempt=attempt,
+            timeout_s=7,
+            heartbeat_timeout_s=3,
         )
         for path, value in ({"audio.data": self.audio, "num_samples": 2} | request).items():
             work.request[path].CopyFrom(codec.to_value(value))
@@ -87,6 +100,13 @@ def runner(
     consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
 ) -> Runner:
     return Runner(consumer, producer, store, artifacts)
+
+
+def job_at(attempt: int, status: int = jobs_pb2.STAGE_STATUS_DISPATCHED) -> jobs_pb2.Job:
+    """Job j1 as the engine stored it, its stage animate at this attempt."""
+    job = jobs_pb2.Job(job_id="j1", status=jobs_pb2.JOB_STATUS_RUNNING)
+    job.stages["animate"].CopyFrom(jobs_pb2.StageState(name="animate", attempt=attempt, status=status))
+    return job
 
 
 def test_request_gets_artifact_bytes_and_outputs_are_stored_as_artifacts(runner: Runner) -> None:
@@ -194,3 +214,75 @@ def test_a_slow_item_holds_back_the_commit_of_later_ones_but_not_their_results(r
     runner.runner.drain()
     assert [record.key for record in runner.consumer.done] == ["j1"]  # processed up to the last one
     assert runner.consumer.done[0].offset == 1
+
+
+STALE = {
+    "the stage moved on to a later attempt (a deadline retried it)": (job_at(2), 1),
+    "the attempt finished already (a replayed item)": (job_at(1, jobs_pb2.STAGE_STATUS_SUCCEEDED), 1),
+}
+
+
+@pytest.mark.parametrize(("job", "attempt"), STALE.values(), ids=STALE.keys())
+def test_work_of_an_attempt_the_engine_no_longer_wants_is_skipped(
+    runner: Runner, job: jobs_pb2.Job, attempt: int
+) -> None:
+    runner.store.put_job(job)
+    assert runner.run(runner.work(attempt=attempt)) == []
+    assert runner.client.requests == []
+    assert len(runner.consumer.done) == 1
+
+
+CURRENT = {
+    "the dispatch of this attempt is stored": (job_at(2), 2),
+    "the job is read before the engine stored the retry's dispatch": (job_at(1), 2),
+    "the job is read before the engine stored the first dispatch": (
+        job_at(0, jobs_pb2.STAGE_STATUS_PENDING),
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize(("job", "attempt"), CURRENT.values(), ids=CURRENT.keys())
+def test_work_of_the_current_or_a_newer_attempt_runs(runner: Runner, job: jobs_pb2.Job, attempt: int) -> None:
+    runner.store.put_job(job)
+    (result,) = runner.run(runner.work(attempt=attempt))
+    assert result.ok and result.attempt == attempt
+
+
+def test_runner_beats_at_pickup_and_every_third_of_the_heartbeat_timeout_until_done(
+    consumer: FakeConsumer, producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts, clock: Clock
+) -> None:
+    runner = Runner(consumer, producer, store, artifacts, clock)
+    release = threading.Event()
+
+    def slow(request: models_pb2.FaceVqvaeRequest) -> bytes:
+        release.wait(5)
+        return answer_ok(request)
+
+    runner.client.answer = slow
+    picked_up_ms = int(clock.now * 1000)
+    consumer.feed(TOPICS.work("face"), "j1", runner.work().SerializeToString())
+    runner.runner.run_once()
+    attempt = StageAttempt("j1", "animate", 1)
+    assert store.beats == {attempt: Heartbeat(picked_up_ms, picked_up_ms)}
+    clock.now += 0.999
+    runner.runner.run_once(poll_timeout_s=0.01)
+    assert store.beats[attempt].beat_unix_ms == picked_up_ms  # heartbeat_timeout_s 3: a beat a second
+    clock.now += 0.001
+    runner.runner.run_once(poll_timeout_s=0.01)
+    assert store.beats[attempt] == Heartbeat(picked_up_ms, picked_up_ms + 1_000)
+    release.set()
+    runner.runner.drain()
+    (sent,) = producer.take()
+    assert jobs_pb2.JobCommand.FromString(sent.value).stage_result.started_unix_ms == picked_up_ms
+    clock.now += 5
+    runner.runner.run_once(poll_timeout_s=0.01)
+    assert store.beats[attempt].beat_unix_ms == picked_up_ms + 1_000  # done: no more beats
+
+
+def test_an_item_in_retry_backoff_reports_its_start_at_the_end_of_the_backoff(runner: Runner) -> None:
+    work = runner.work(attempt=2)
+    work.not_before_unix_ms = int((time.time() + 0.05) * 1000)
+    (result,) = runner.run(work)
+    assert result.started_unix_ms == work.not_before_unix_ms
+    assert runner.store.beats[StageAttempt("j1", "animate", 2)].started_unix_ms == work.not_before_unix_ms
