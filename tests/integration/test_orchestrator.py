@@ -28,7 +28,7 @@ from shared.bus import CONTENT_TYPE_HEADER, Consumer, Record, Topics
 from shared.media import encode_wav
 from shared.stack.config import StackConfig, StackPorts
 from shared.stack.control import Stack, StackUrls, running_stack
-from shared.store import JobStore
+from shared.store import JobStore, StageAttempt
 from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -323,11 +323,14 @@ def test_runner_killed_mid_job_is_replaced_and_the_job_completes_once(
 ) -> None:
     manager, urls = stack
     job_id = submit(api, "fixture-sleepy", {"ray_seconds": 2, "triton_seconds": 0})["job_id"]
+    # The runner has taken the work item: its pickup heartbeat is in Redis.
+    store = JobStore(urls.redis_settings())
+    attempt = StageAttempt(job_id, "sleep_ray", 1)
     deadline = time.monotonic() + 20
-    while api.get(f"/v1/jobs/{job_id}").json()["stages"]["sleep_ray"]["status"] != "dispatched":
+    while attempt not in store.deadline_facts([attempt])[1]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    time.sleep(0.5)  # the runner has taken the work item and is inside the model call
+    store.close()
     (runner,) = [c for c in manager.status().components if c.name == "runner-fixture-sleep-ray"]
     assert runner.pid is not None
     os.kill(runner.pid, signal.SIGKILL)  # its offset is uncommitted: the replacement replays the item
