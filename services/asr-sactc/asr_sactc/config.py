@@ -12,13 +12,16 @@ from asr_sactc.model.conformer_encoder import ConformerEncoder
 from asr_sactc.model.ctc import CTC
 from asr_sactc.model.espnet_model import ESPnetASRModel
 from asr_sactc.model.transformer_decoder import TransformerDecoder
-from asr_sactc.tokenizer import TOKENIZERS, Tokenizer
+from asr_sactc.model.whisper_decoder import OpenAIWhisperDecoder
+from asr_sactc.model.whisper_encoder import OpenAIWhisperEncoder
+from asr_sactc.model.whisper_frontend import WhisperFrontend
+from asr_sactc.tokenizer import TOKENIZERS, TokenIds, Tokenizer
 
-FRONTENDS = {"default": DefaultFrontend}
+FRONTENDS = {"default": DefaultFrontend, "whisper": WhisperFrontend}
 SPECAUGS = {"specaug": SpecAug}
 NORMALIZES = {"global_mvn": GlobalMVN}
-ENCODERS = {"conformer": ConformerEncoder}
-DECODERS = {"transformer": TransformerDecoder}
+ENCODERS = {"conformer": ConformerEncoder, "whisper": OpenAIWhisperEncoder}
+DECODERS = {"transformer": TransformerDecoder, "whisper": OpenAIWhisperDecoder}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -48,8 +51,17 @@ def build_tokenizer(config: dict[str, Any], base_dir: str | Path | None = None) 
     return cls(**conf)
 
 
-def build_model(config: dict[str, Any], vocab_size: int) -> ESPnetASRModel:
-    """Instantiate frontend, specaug, normalize, encoder, decoder and CTC head from the config."""
+def build_model(config: dict[str, Any], vocab_size: int, token_ids: TokenIds | None = None) -> ESPnetASRModel:
+    """Instantiate frontend, specaug, normalize, encoder, decoder and CTC head from the config.
+
+    token_ids (the tokenizer's `ids`) place blank, `$` and the decoder's start and end tokens; None is the
+    recipe's layout. A `ctc_conf.blank` or `constrain_y` in the config must agree with them.
+    """
+    ids = token_ids or TokenIds.recipe(vocab_size)
+    ctc_conf = dict(config.get("ctc_conf") or {})
+    for key, value in (("blank", ids.blank), ("constrain_y", ids.sc)):
+        if ctc_conf.setdefault(key, value) != value:
+            raise ValueError(f"ctc_conf.{key} is {ctc_conf[key]} but the tokenizer puts it at id {value}")
     frontend = _choose(FRONTENDS, config.get("frontend", "default"), "frontend")(
         **(config.get("frontend_conf") or {})
     )
@@ -70,7 +82,6 @@ def build_model(config: dict[str, Any], vocab_size: int) -> ESPnetASRModel:
         if decoder_cls
         else None
     )
-    ctc = CTC(vocab_size, encoder.output_size(), **(config.get("ctc_conf") or {}))
-    return ESPnetASRModel(
-        vocab_size, frontend, specaug, normalize, encoder, decoder, ctc, **(config.get("model_conf") or {})
-    )
+    ctc = CTC(vocab_size, encoder.output_size(), **ctc_conf)
+    model_conf = {**(config.get("model_conf") or {}), "sos": ids.sos, "eos": ids.eos}
+    return ESPnetASRModel(vocab_size, frontend, specaug, normalize, encoder, decoder, ctc, **model_conf)

@@ -12,9 +12,10 @@ from orate.v1.models_pb2 import AsrSactcRequest, AsrSactcResponse, SpeakerTransc
 
 from asr_sactc.recognizer import SACTCRecognizer
 from asr_sactc.settings import load_settings
-from asr_sactc.windowing import CUT_FRAME_S, Window, plan_windows, stitch
+from asr_sactc.windowing import CUT_FRAME_S, Window, plan_speech_windows, plan_windows, stitch
 from shared.media import MediaError, load_audio, validate_audio
 from shared.serving.predictor import InvalidRequest, Predictor
+from shared.vad import SileroVAD
 
 
 def loudest_frame_dbfs(wave: np.ndarray, rate: int, frame_s: float = CUT_FRAME_S) -> float:
@@ -45,6 +46,7 @@ class AsrSactcPredictor(Predictor):
         # Resolved here so a deployment without a checkpoint fails at construction, with the reason.
         self.config_path, self.model_path = self.settings.model_files()
         self.recognizer: SACTCRecognizer | None = None
+        self.vad: SileroVAD | None = None
 
     def load(self) -> None:
         if self.settings.num_threads is not None:
@@ -55,6 +57,11 @@ class AsrSactcPredictor(Predictor):
             self.recognizer = SACTCRecognizer(
                 self.config_path, self.model_path, self.settings.device, self.settings.decode
             )
+        chunk_s = getattr(self.recognizer.model.frontend, "chunk_s", None)
+        if chunk_s is not None and self.settings.window_s > chunk_s:
+            raise ValueError(f"window_s {self.settings.window_s} exceeds the model's {chunk_s} s window")
+        if self.settings.vad == "silero":
+            self.vad = SileroVAD(self.settings.vad_weights)
 
     def check(self, request: AsrSactcRequest) -> None:
         s = self.settings
@@ -64,7 +71,11 @@ class AsrSactcPredictor(Predictor):
             )
         try:
             info = validate_audio(
-                request.audio.data, min_seconds=s.min_audio_s, max_seconds=s.max_audio_s, allow_silence=False
+                request.audio.data,
+                min_seconds=s.min_audio_s,
+                max_seconds=s.max_audio_s,
+                # With the VAD on, silence is an answer (no_speech), not a bad request.
+                allow_silence=self.settings.vad != "off",
             )
             wave, rate = load_audio(request.audio.data)
         except MediaError as error:
@@ -75,7 +86,7 @@ class AsrSactcPredictor(Predictor):
                 "needed (the model hears 16 kHz speech)"
             )
         level = loudest_frame_dbfs(wave, rate)
-        if level < s.silence_dbfs:
+        if s.vad == "off" and level < s.silence_dbfs:
             raise InvalidRequest(
                 f"audio is silent: its loudest {CUT_FRAME_S * 1000:.0f} ms is {level:.0f} dBFS, below "
                 f"{s.silence_dbfs:.0f} dBFS; record or upload speech"
@@ -86,7 +97,7 @@ class AsrSactcPredictor(Predictor):
             raise RuntimeError("load() must run before predict()")
         rate = self.recognizer.sample_rate
         waves = [load_audio(request.audio.data, target_rate=rate)[0] for request in batch]
-        plans = [plan_windows(w, rate, self.settings.window_s, self.settings.window_search_s) for w in waves]
+        plans = [self._plan(w, rate) for w in waves]
         # Every window of the batch, grouped by beam size (a decode setting shared by one model call).
         by_beam: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for i, (request, plan) in enumerate(zip(batch, plans, strict=True)):
@@ -111,9 +122,18 @@ class AsrSactcPredictor(Predictor):
                     ],
                     sot_text=sot_text,
                     audio_s=waves[i].shape[0] / rate,
+                    no_speech=self.vad is not None and not plan,
                 )
             )
         return responses
+
+    def _plan(self, wave: np.ndarray, rate: int) -> list[Window]:
+        """Windows to decode: speech only when the VAD is on (none for audio without speech)."""
+        s = self.settings
+        if self.vad is None:
+            return plan_windows(wave, rate, s.window_s, s.window_search_s)
+        speech = [(seg.start, seg.end) for seg in self.vad.segments(wave)]
+        return plan_speech_windows(wave, rate, speech, s.window_s, s.window_search_s)
 
 
 def _length(window: Window) -> int:

@@ -13,20 +13,23 @@ from asr_sactc.config import build_model, build_tokenizer, load_config
 from asr_sactc.model.espnet_model import ESPnetASRModel
 from asr_sactc.sot import split_sot_text
 
-Decoder = Callable[[ESPnetASRModel, torch.Tensor, dict], list[int]]
+Decoder = Callable[[ESPnetASRModel, torch.Tensor, int, dict], list[int]]
 
 
-def _decode_joint(model: ESPnetASRModel, encoder_out: torch.Tensor, conf: dict) -> list[int]:
-    return joint_beam_search(model, encoder_out, conf.get("beam_size", 10), conf.get("ctc_weight", 0.3))[
-        0
-    ].yseq
+def _decode_joint(model: ESPnetASRModel, encoder_out: torch.Tensor, length: int, conf: dict) -> list[int]:
+    beam, weight = conf.get("beam_size", 10), conf.get("ctc_weight", 0.3)
+    return joint_beam_search(model, encoder_out, beam, weight, length=length)[0].yseq
 
 
-def _decode_greedy(model: ESPnetASRModel, encoder_out: torch.Tensor, conf: dict) -> list[int]:
-    return greedy_ctc(model.ctc.log_softmax(encoder_out[None])[0], encoder_out.size(0))
+def _decode_ctc(model: ESPnetASRModel, encoder_out: torch.Tensor, length: int, conf: dict) -> list[int]:
+    return joint_beam_search(model, encoder_out, conf.get("beam_size", 10), 1.0, length=length)[0].yseq
 
 
-DECODERS: dict[str, Decoder] = {"joint": _decode_joint, "greedy": _decode_greedy}
+def _decode_greedy(model: ESPnetASRModel, encoder_out: torch.Tensor, length: int, conf: dict) -> list[int]:
+    return greedy_ctc(model.ctc.log_softmax(encoder_out[None, :length])[0], length, model.ctc.blank)
+
+
+DECODERS: dict[str, Decoder] = {"joint": _decode_joint, "ctc": _decode_ctc, "greedy": _decode_greedy}
 
 
 class SACTCRecognizer:
@@ -38,7 +41,8 @@ class SACTCRecognizer:
         config_path: YAML config (the one written next to the trained model).
         model_path: ESPnet-layout weights; None keeps the random initialisation (tests only).
         device: torch device.
-        decode: "joint" (CTC/attention beam search, as in the paper) or "greedy" (CTC best path, fast).
+        decode: "joint" (CTC/attention beam search, as in the paper), "ctc" (CTC prefix beam search over the
+            whole vocabulary, Table I's CTC rows) or "greedy" (CTC best path, fast).
     """
 
     def __init__(
@@ -52,7 +56,7 @@ class SACTCRecognizer:
             raise ValueError(f"unknown decode {decode!r}; choose from {sorted(DECODERS)}")
         config = load_config(config_path)
         self.tokenizer = build_tokenizer(config, Path(config_path).parent)
-        self.model = build_model(config, len(self.tokenizer.token_list))
+        self.model = build_model(config, len(self.tokenizer.token_list), self.tokenizer.ids)
         if model_path is not None:
             load_espnet_state_dict(self.model, model_path)
         self.model.to(device).eval()
@@ -79,6 +83,6 @@ class SACTCRecognizer:
         encoder_out, encoder_lens = self.model.encode(speech.to(self.device), lengths.to(self.device))
         results = []
         for enc, n in zip(encoder_out, encoder_lens, strict=True):
-            ids = self._decode(self.model, enc[: int(n)], conf)
+            ids = self._decode(self.model, enc, int(n), conf)
             results.append(split_sot_text(self.tokenizer.ids2text(ids)))
         return results

@@ -1,17 +1,25 @@
-"""Multi-talker WER: permutation-invariant WER, cpWER via meeteval, and overlap-ratio subsets (OA-WER)."""
+"""Multi-talker WER: the paper's permutation-invariant WER (its official scoring script), cpWER via meeteval,
+and the overlap-ratio subsets and their mean (OA-WER)."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import permutations
 
 import numpy as np
 
-# Overlap-ratio subsets of the SACTC paper: (low, high] bounds on overlap duration / mixture duration.
-OVERLAP_SUBSETS: dict[str, tuple[float, float]] = {"low": (0.0, 0.2), "mid": (0.2, 0.5), "high": (0.5, 1.0)}
+from asr_sactc.tokenizer import SC
+
+# Overlap-ratio subsets of `scoring/subset_by_ovlp_rate.py`: rate <= 0.20, <= 0.50, <= 1.00, in that order, so
+# "low" includes 0 (a mixture without overlap).
+OVERLAP_SUBSETS: dict[str, float] = {"low": 0.2, "mid": 0.5, "high": 1.0}
 
 
 def word_errors(ref: str, hyp: str) -> int:
     """Levenshtein distance between the word sequences (substitutions + deletions + insertions)."""
-    r, h = ref.split(), hyp.split()
+    return _edit_distance(ref.split(), hyp.split())
+
+
+def _edit_distance(r: Sequence[str], h: Sequence[str]) -> int:
     row = list(range(len(h) + 1))
     for i, rw in enumerate(r, 1):
         prev_diag, row[0] = row[0], i
@@ -20,11 +28,44 @@ def word_errors(ref: str, hyp: str) -> int:
     return row[-1]
 
 
+def paper_word_errors(refs: Sequence[str], hyp_sot: str) -> tuple[int, int]:
+    """The paper's WER, as `scoring/search_best_permutation.py` computes it for one utterance.
+
+    The hypothesis loses its speaker changes (`hyp.replace(' $ ', ' ')`): one word stream, whose `$`
+    positions are never checked. Only the reference speakers are permuted, each permutation joined into one
+    stream; the script keeps the permutation of lowest WER (the last one on ties, from its `<=`), computing
+    WER on `strip().split(' ')` words, and sclite then scores the kept pair. Errors here are the Levenshtein
+    distance of that pair (sclite's weighted alignment can split the same total differently, never count
+    more). It is at most cpWER on the same output, and it is not cpWER.
+
+    Args:
+        refs: reference transcript of each speaker.
+        hyp_sot: the serialized hypothesis, speakers separated by ` $ ` (a line of hyp.trn).
+
+    Returns:
+        (errors, reference words).
+    """
+    if len(refs) > 6:
+        raise ValueError(f"{len(refs)} speakers: the script's n! permutations are meant for 2 or 3")
+    hyp = hyp_sot.strip().replace(f" {SC} ", " ")
+    best_ref, best_wer = " ".join(refs), float("inf")
+    for order in permutations(refs):
+        ref = " ".join(order)
+        # The script's split(' ') keeps empty strings as words; they only steer the choice.
+        ref_words = ref.strip().split(" ")
+        wer = _edit_distance(ref_words, hyp.split(" ")) / len(ref_words)
+        if wer <= best_wer:
+            best_wer, best_ref = wer, ref
+    return word_errors(best_ref, hyp), len(best_ref.split())
+
+
 def pi_word_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[int, int]:
-    """Permutation-invariant errors: the minimum over assignments of hypothesis streams to reference speakers.
+    """Speaker-attributed errors: the minimum over assignments of hypothesis streams to reference speakers,
+    each stream scored against its speaker (equal to meeteval's cpWER; not the paper's WER, see
+    `paper_word_errors`).
 
     The shorter side is padded with empty streams, so an extra hypothesis stream costs insertions and a
-    missing one deletions (as `scoring/search_best_permutation.py` scores ref.trn permutations).
+    missing one deletions.
 
     Returns:
         (errors, reference words).
@@ -56,7 +97,7 @@ def _characters(text: str) -> str:
 
 
 def cp_word_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[int, int]:
-    """Concatenated minimum-permutation errors from meeteval (equals PI-WER for SOT outputs).
+    """Concatenated minimum-permutation errors (cpWER) from meeteval.
 
     Returns:
         (errors, reference words).
@@ -84,12 +125,12 @@ def overlap_ratio(delays: Sequence[float], durations: Sequence[float]) -> float:
     return overlap / total if total > 0 else 0.0
 
 
-def overlap_subset(ratio: float) -> str | None:
-    """'low' (0, 0.2], 'mid' (0.2, 0.5], 'high' (0.5, 1.0], or None for a ratio of 0."""
-    for name, (low, high) in OVERLAP_SUBSETS.items():
-        if low < ratio <= high:
+def overlap_subset(ratio: float) -> str:
+    """'low' [0, 0.2], 'mid' (0.2, 0.5], 'high' (0.5, 1.0], as the official script bins utt2ovlp_rate."""
+    for name, upper in OVERLAP_SUBSETS.items():
+        if ratio <= upper:
             return name
-    return None
+    raise ValueError(f"overlap ratio {ratio} is above 1")
 
 
 @dataclass
@@ -108,8 +149,9 @@ class _Tally:
 
 @dataclass
 class MultiTalkerScore:
-    """Corpus WERs in percent; OA-WER is the mean of the low/mid/high subset WERs that have data; CER is the
-    permutation-invariant character error rate."""
+    """Corpus error rates in percent: `wer` the paper's (`paper_word_errors`), per overlap subset too, and
+    OA-WER the mean of the subset WERs that have data; `cpwer` meeteval's speaker-attributed cpWER; `cer`
+    the speaker-attributed character error rate (`pi_char_errors`)."""
 
     wer: float
     cpwer: float
@@ -120,22 +162,21 @@ class MultiTalkerScore:
 
 
 def score_corpus(items: Iterable[tuple[Sequence[str], Sequence[str], float]]) -> MultiTalkerScore:
-    """Score (reference speakers, hypothesis speakers, overlap ratio) triples.
+    """Score (reference speakers, hypothesis speakers in SOT order, overlap ratio) triples.
 
-    WER is errors summed over utterances divided by reference words summed over utterances, per subset too.
+    Each rate is errors summed over utterances divided by reference words summed over utterances (sclite's
+    corpus WER), per subset too. The hypothesis line the paper's WER reads is the streams joined by ` $ `.
     """
-    pi, cp, chars = _Tally(), _Tally(), _Tally()
+    paper, cp, chars = _Tally(), _Tally(), _Tally()
     subsets = {name: _Tally() for name in OVERLAP_SUBSETS}
     count = 0
     for refs, hyps, ratio in items:
-        errors, words = pi_word_errors(refs, hyps)
-        pi.add(errors, words)
+        errors, words = paper_word_errors(refs, " ".join(f" {SC} ".join(hyps).split()))
+        paper.add(errors, words)
+        subsets[overlap_subset(ratio)].add(errors, words)
         cp.add(*cp_word_errors(refs, hyps))
         chars.add(*pi_char_errors(refs, hyps))
-        subset = overlap_subset(ratio)
-        if subset is not None:
-            subsets[subset].add(errors, words)
         count += 1
     subset_wers = {name: tally.wer for name, tally in subsets.items() if tally.words}
     oa = sum(subset_wers.values()) / len(subset_wers) if subset_wers else float("nan")
-    return MultiTalkerScore(pi.wer, cp.wer, subset_wers, oa, count, chars.wer)
+    return MultiTalkerScore(paper.wer, cp.wer, subset_wers, oa, count, chars.wer)

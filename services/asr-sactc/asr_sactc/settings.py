@@ -33,8 +33,10 @@ class AsrSactcSettings(BaseModel):
         description="model config, a YAML path or a name in <assets_dir>/configs (`tiny`, `demo`); None: the "
         "checkpoint's config.yaml, or `tiny` with random weights",
     )
-    decode: Literal["joint", "greedy"] = Field(
-        "joint", description="joint CTC/attention beam search (the paper's) or greedy CTC (ignores beam_size)"
+    decode: Literal["joint", "ctc", "greedy"] = Field(
+        "joint",
+        description="joint CTC/attention beam search (the paper's), CTC prefix beam search over the whole "
+        "vocabulary (Table I's CTC rows; slow with large vocabularies) or greedy CTC (ignores beam_size)",
     )
     max_beam_size: int = Field(20, ge=1, description="largest beam_size a request may ask for")
     min_audio_s: float = Field(0.2, ge=0, description="shorter audio is rejected")
@@ -52,6 +54,14 @@ class AsrSactcSettings(BaseModel):
         description="each window cut falls on the quietest 50 ms within this span around its target",
     )
     max_batch_windows: int = Field(8, ge=1, description="windows encoded together in one model call")
+    vad: Literal["off", "silero"] = Field(
+        "off",
+        description="silero: decode only what Silero VAD calls speech (windows cut in its pauses; audio "
+        "without speech gets an empty transcript); off: decode everything in energy-cut windows",
+    )
+    vad_weights: Path | None = Field(
+        None, description="Silero VAD npm tarball or .onnx; None: the sources cache (shared.vad)"
+    )
     device: str = Field("cpu", description="torch device")
     num_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's")
     allow_random_init: bool = Field(

@@ -1,6 +1,7 @@
-"""Token ids in the recipe's layout: 0 `<blank>`, 1 `<unk>`, 2 `$` (speaker change), …, last `<sos/eos>`."""
+"""Token ids: the recipe's layout (0 `<blank>`, 1 `<unk>`, 2 `$`, …, `<sos/eos>`) or Whisper's plus `$`."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 BLANK, UNK, SC = "<blank>", "<unk>", "$"
@@ -9,10 +10,27 @@ SPACE, SOS_EOS = "<space>", "<sos/eos>"
 LIBRISPEECH_CHARS = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+@dataclass(frozen=True)
+class TokenIds:
+    """Ids the model needs beyond the token list: CTC blank, speaker change (`ctc_conf.constrain_y`), the
+    decoder prompt that precedes the first output token and the end token."""
+
+    blank: int
+    sc: int
+    sos: tuple[int, ...]
+    eos: int
+
+    @classmethod
+    def recipe(cls, vocab_size: int) -> "TokenIds":
+        """The recipe's layout: 0 `<blank>`, 2 `$`, `<sos/eos>` last."""
+        return cls(blank=0, sc=2, sos=(vocab_size - 1,), eos=vocab_size - 1)
+
+
 class Tokenizer(Protocol):
     """What the model, trainer and decoder need from a tokenizer."""
 
     token_list: list[str]
+    ids: TokenIds
 
     def text2ids(self, text: str) -> list[int]: ...
 
@@ -33,6 +51,7 @@ class CharTokenizer:
         self.upper_case = upper_case
         self.token_list = [BLANK, UNK, SC, SPACE, *characters, SOS_EOS]
         self._ids = {tok: i for i, tok in enumerate(self.token_list)}
+        self.ids = TokenIds.recipe(len(self.token_list))
 
     def text2ids(self, text: str) -> list[int]:
         """'A B $ C' → ids of A <space> B <space> $ <space> C (unknown characters → `<unk>`)."""
@@ -63,6 +82,7 @@ class BpeTokenizer:
         pieces = [self._sp.id_to_piece(i) for i in range(3, self._sp.get_piece_size())]
         self.token_list = [BLANK, UNK, *pieces, SOS_EOS]
         self._ids = {tok: i for i, tok in enumerate(self.token_list)}
+        self.ids = TokenIds.recipe(len(self.token_list))
 
     def text2ids(self, text: str) -> list[int]:
         """Text → ids via the SentencePiece pieces (pieces outside the list → `<unk>`)."""
@@ -76,4 +96,37 @@ class BpeTokenizer:
         return " ".join(text.replace(SC, f" {SC} ").split())
 
 
-TOKENIZERS: dict[str, type] = {"char": CharTokenizer, "bpe": BpeTokenizer}
+class WhisperTokenizer:
+    """Whisper's byte-level BPE ids (the pretrained decoder's own), then `$` and the CTC `<blank>` appended.
+
+    Every pretrained id keeps its meaning (`shared.encoders.WhisperVocabulary`); `$` is a new token, not the
+    byte-level piece "$" (id 3), so a speaker change never collides with text. The decoder is prompted with
+    `<|startoftranscript|>` [`<|en|>` `<|transcribe|>`] `<|notimestamps|>` and ends with `<|endoftext|>`.
+
+    Args:
+        model: `base`, `tiny.en` or a CTranslate2 Whisper folder (`shared.encoders.whisper_model_dir`).
+        lower_case: lower-case text before encoding and upper-case the decoded text, so LibriSpeech-style
+            upper-case references become Whisper's common lower-case pieces and come back in their own case.
+    """
+
+    def __init__(self, model: str = "base", lower_case: bool = True) -> None:
+        from shared.encoders import WhisperVocabulary, whisper_model_dir
+
+        self._vocab = WhisperVocabulary(whisper_model_dir(model), extra_tokens=(SC, BLANK))
+        self.lower_case = lower_case
+        self.token_list = self._vocab.token_list
+        self.pretrained_size = self._vocab.pretrained_size
+        sc, blank = (self._vocab.extra_ids[t] for t in (SC, BLANK))
+        self.ids = TokenIds(blank=blank, sc=sc, sos=tuple(self._vocab.prompt()), eos=self._vocab.eot)
+
+    def text2ids(self, text: str) -> list[int]:
+        """'A B $ C' → Whisper pieces of " a b", the `$` id, pieces of " c"."""
+        return self._vocab.text2ids(text.lower() if self.lower_case else text)
+
+    def ids2text(self, ids: Sequence[int]) -> str:
+        """Ids → text (special tokens and blank dropped, `$` kept as a word)."""
+        text = self._vocab.ids2text([i for i in ids if i != self.ids.blank])
+        return text.upper() if self.lower_case else text
+
+
+TOKENIZERS: dict[str, type] = {"char": CharTokenizer, "bpe": BpeTokenizer, "whisper": WhisperTokenizer}

@@ -13,6 +13,7 @@ import yaml
 
 from asr_sactc.config import build_model, build_tokenizer, load_config
 from asr_sactc.data import LengthBatchSampler, LibriSpeechMixDataset, collate
+from asr_sactc.feature_cache import FeatureCache
 from asr_sactc.model.espnet_model import ESPnetASRModel
 
 # Utterances used to estimate GlobalMVN statistics (ESPnet's collect_stats uses the whole set).
@@ -51,16 +52,32 @@ def estimate_global_mvn(
     model.normalize.set_stats(total, sq, count)
 
 
+def batch_loss(
+    model: ESPnetASRModel, batch: dict, device: torch.device, cache: FeatureCache | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The joint loss of one collated batch, from the waveforms or, with a cache, from frozen features."""
+    speech, lengths, text, text_lengths = (
+        batch[k].to(device) for k in ("speech", "speech_lengths", "text", "text_lengths")
+    )
+    if cache is None:
+        return model(speech, lengths, text, text_lengths)
+    hidden, frames = cache.encode([ex.id for ex in batch["examples"]], speech, lengths)
+    return model.forward_encoded(model.encoder.top(hidden), frames, text, text_lengths)
+
+
 @torch.no_grad()
 def validate(
-    model: ESPnetASRModel, loader: torch.utils.data.DataLoader, device: torch.device
+    model: ESPnetASRModel,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    cache: FeatureCache | None = None,
 ) -> dict[str, float]:
     """Mean loss and token accuracy over a validation set (eval mode)."""
     model.eval()
     sums: dict[str, float] = {}
     batches = 0
     for batch in loader:
-        _, stats = model(*(batch[k].to(device) for k in ("speech", "speech_lengths", "text", "text_lengths")))
+        _, stats = batch_loss(model, batch, device, cache)
         for k, v in stats.items():
             sums[k] = sums.get(k, 0.0) + v
         batches += 1
@@ -76,16 +93,19 @@ def train(
     max_steps: int | None,
     seed: int,
     max_minutes: float | None = None,
+    feature_cache: Path | None = None,
 ) -> None:
     """Run training; writes config.yaml, train.log.jsonl, last.pth and valid.acc.best.pth under out_dir.
 
     Stops after max_epoch epochs, max_steps optimiser steps or max_minutes of wall time (counted from the
-    first step; the epoch in progress is then validated and saved), whichever comes first.
+    first step; the epoch in progress is then validated and saved), whichever comes first. With
+    feature_cache, the frozen encoder part runs once per item (`asr_sactc.feature_cache`); SpecAugment,
+    which would change the cached features, cannot apply and is refused.
     """
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(config)
-    model = build_model(config, len(tokenizer.token_list)).to(device)
+    model = build_model(config, len(tokenizer.token_list), tokenizer.ids).to(device)
     train_conf = config.get("train_conf") or {}
     make_loader = partial(
         torch.utils.data.DataLoader,
@@ -107,10 +127,15 @@ def train(
         else None
     )
     dev = torch.device(device)
+    cache = None
+    if feature_cache is not None:
+        if model.specaug is not None:
+            raise ValueError("SpecAugment changes the encoder input, so its features cannot be cached")
+        cache = FeatureCache(feature_cache, model, config)
     estimate_global_mvn(model, train_loader, dev)
 
     optim_conf = dict(config.get("optim_conf") or {"lr": 1e-3})
-    optimiser = torch.optim.Adam(model.parameters(), **optim_conf)
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], **optim_conf)
     warmup = (config.get("scheduler_conf") or {}).get("warmup_steps", 25000)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_lr_lambda(warmup))
     accum = train_conf.get("accum_grad", 1)
@@ -125,9 +150,7 @@ def train(
         for epoch in range(1, train_conf.get("max_epoch", 1) + 1):
             start = time.time()
             for i, batch in enumerate(train_loader):
-                loss, stats = model(
-                    *(batch[k].to(dev) for k in ("speech", "speech_lengths", "text", "text_lengths"))
-                )
+                loss, stats = batch_loss(model, batch, dev, cache)
                 (loss / accum).backward()
                 if (i + 1) % accum:
                     continue
@@ -146,7 +169,7 @@ def train(
                     break
             record: dict[str, Any] = {"epoch": epoch, "step": step, "seconds": round(time.time() - start, 1)}
             if dev_loader is not None:
-                record["valid"] = validate(model, dev_loader, dev)
+                record["valid"] = validate(model, dev_loader, dev, cache)
                 if record["valid"].get("acc", -math.inf) > best_acc:
                     best_acc = record["valid"].get("acc", -math.inf)
                     torch.save(model.state_dict(), out_dir / "valid.acc.best.pth")
@@ -171,12 +194,24 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--feature-cache", type=Path, default=None, help="folder of frozen-encoder features (Whisper configs)"
+    )
     args = parser.parse_args()
     config = load_config(args.config)
     conf = config.get("tokenizer_conf") or {}
     if "bpemodel" in conf and not Path(conf["bpemodel"]).is_absolute():
         conf["bpemodel"] = str((args.config.parent / conf["bpemodel"]).resolve())
-    train(config, args.data, args.out, args.device, args.max_steps, args.seed, args.max_minutes)
+    train(
+        config,
+        args.data,
+        args.out,
+        args.device,
+        args.max_steps,
+        args.seed,
+        args.max_minutes,
+        args.feature_cache,
+    )
 
 
 if __name__ == "__main__":

@@ -59,6 +59,40 @@ def plan_windows(wave: np.ndarray, rate: int, window_s: float, search_s: float) 
     return windows
 
 
+def plan_speech_windows(
+    wave: np.ndarray, rate: int, speech: Sequence[tuple[int, int]], window_s: float, search_s: float
+) -> list[Window]:
+    """Windows of at most window_s that cover every speech segment [start, end) and are cut in pauses.
+
+    Consecutive segments share a window while it stays within window_s; each window reaches into the pauses
+    around it by up to half its spare length but never past a pause's middle, so no word is split and long
+    stretches without speech are not decoded.
+    A segment longer than window_s alone is cut at its quietest points (`plan_windows`). No segments, no
+    windows.
+    """
+    longest = math.floor(window_s * rate)
+    groups: list[list[tuple[int, int]]] = []
+    for start, end in sorted(speech):
+        if groups and end - groups[-1][0][0] <= longest:
+            groups[-1].append((start, end))
+        else:
+            groups.append([(start, end)])
+    windows: list[Window] = []
+    for i, group in enumerate(groups):
+        start, end = group[0][0], max(e for _, e in group)
+        # Into the pauses on either side, halfway to the neighbouring groups, while the window allows.
+        before = groups[i - 1][-1][1] if i else 0
+        after = groups[i + 1][0][0] if i + 1 < len(groups) else wave.shape[0]
+        slack = max(0, longest - (end - start)) // 2
+        start, end = max(start - slack, (before + start) // 2), min(end + slack, (end + after + 1) // 2)
+        if end - start <= longest:
+            windows.append(Window(start, end))
+        else:
+            pieces = plan_windows(wave[start:end], rate, window_s, search_s)
+            windows += [Window(start + w.start, start + w.end) for w in pieces]
+    return windows
+
+
 def stitch(
     windows: Sequence[Window], streams: Sequence[Sequence[str]], rate: int
 ) -> tuple[list[SpeakerSegment], str]:

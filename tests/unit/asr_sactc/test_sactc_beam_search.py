@@ -61,3 +61,33 @@ def test_ctc_prefix_score_equals_brute_force_prefix_probability():
     assert float(psi2[0]) == pytest.approx(prefix_prob([1, 1]), rel=1e-9)
     assert float(psi2[1]) == pytest.approx(prefix_prob([1, 2]), rel=1e-9)
     assert float(psi2[2]) == pytest.approx(prefix_prob([1], exact=True), rel=1e-9)
+
+
+def test_ctc_only_search_needs_no_decoder_and_finds_the_most_probable_labelling():
+    """ctc_weight 1 (Table I's CTC rows): no attention pre-beam. A beam above the number of prefixes makes
+    the search exhaustive, so its best must be the brute-force argmax of P(l|x), scored log P(l|x)."""
+    from asr_sactc.model.ctc import CTC
+
+    torch.manual_seed(1)
+    frames, vocab, blank, eos = 4, 5, 0, 4
+    ctc = CTC(vocab, vocab, blank=blank)
+    with torch.no_grad():  # identity head: the encoder states are the frame logits
+        ctc.ctc_lo.weight.copy_(torch.eye(vocab))
+        ctc.ctc_lo.bias.zero_()
+    logits = 2 * torch.randn(frames, vocab)
+    logits[:, eos] = -30.0  # CTC never emits the end token itself
+    model = type(
+        "CtcOnly", (), {"ctc": ctc, "decoder": None, "eos": eos, "sos": (eos,), "vocab_size": vocab}
+    )()
+    best = joint_beam_search(model, logits, beam_size=200, ctc_weight=1.0)[0]
+    with pytest.raises(ValueError, match="decoder"):
+        joint_beam_search(model, logits, beam_size=2, ctc_weight=0.3)
+
+    log_probs = logits.double().log_softmax(-1)
+    totals: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(vocab - 1), repeat=frames):
+        seq = tuple(k for i, k in enumerate(path) if k != blank and (i == 0 or path[i - 1] != k))
+        totals[seq] = totals.get(seq, 0.0) + math.exp(sum(float(log_probs[t, k]) for t, k in enumerate(path)))
+    expected = max(totals, key=totals.get)
+    assert tuple(best.yseq) == expected
+    assert best.score == pytest.approx(math.log(totals[expected]), abs=1e-5)

@@ -69,9 +69,13 @@ def test_one_optimiser_step_lowers_the_joint_loss():
 
 def test_add_sos_eos_layout():
     ys = torch.tensor([[5, 6, 7], [8, -1, -1]])
-    ys_in, ys_out = add_sos_eos(ys, torch.tensor([3, 1]), sos=31, eos=31, ignore_id=-1)
+    ys_in, ys_out = add_sos_eos(ys, torch.tensor([3, 1]), sos=(31,), eos=31, ignore_id=-1)
     assert ys_in.tolist() == [[31, 5, 6, 7], [31, 8, 31, 31]]
     assert ys_out.tolist() == [[5, 6, 7, 31], [8, 31, -1, -1]]
+    # A Whisper-style prompt: only the last prompt position predicts the first token.
+    ys_in, ys_out = add_sos_eos(ys, torch.tensor([3, 1]), sos=(40, 41, 42), eos=30, ignore_id=-1)
+    assert ys_in.tolist() == [[40, 41, 42, 5, 6, 7], [40, 41, 42, 8, 30, 30]]
+    assert ys_out.tolist() == [[-1, -1, 5, 6, 7, 30], [-1, -1, 8, 30, -1, -1]]
 
 
 @pytest.mark.parametrize(

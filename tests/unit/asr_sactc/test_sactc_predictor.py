@@ -16,8 +16,10 @@ from asr_sactc.settings import SERVICE_DIR, NoCheckpointError, load_settings
 from orate.v1.common_pb2 import Audio
 from orate.v1.models_pb2 import AsrSactcRequest
 
+from shared.media import encode_wav
 from shared.serving.predictor import InvalidRequest
 
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav")
 TINY = {"allow_random_init": True, "decode": "greedy", "num_threads": 1, "init_seed": 3}
 
 
@@ -131,3 +133,27 @@ def test_loudest_frame_level() -> None:
     wave[8000:8800] = 0.1
     assert loudest_frame_dbfs(wave, 16000) == pytest.approx(-20.0, abs=0.01)
     assert loudest_frame_dbfs(np.zeros(10, dtype=np.float32), 16000) == -np.inf
+
+
+def test_with_the_vad_non_speech_gets_no_words_and_speech_is_decoded_in_its_windows() -> None:
+    gated = AsrSactcPredictor(**TINY, vad="silero", window_s=4.0, window_search_s=1.0)
+    gated.load()
+    # The tone (a voiced pitch, amplitude-modulated at a syllable rate) passes the silence check, yet holds
+    # no speech: nothing is decoded, so even random weights cannot put words in the transcript.
+    (tone,) = gated.predict([request(wav(5.0))])
+    assert (list(tone.speakers), tone.sot_text, tone.audio_s) == ([], "", pytest.approx(5.0))
+    assert tone.no_speech
+    # Silence is an answer too (a flagged empty transcript), not a bad request, once the VAD is on.
+    silence = request(encode_wav(np.zeros(32000, np.float32), 16000))
+    gated.check(silence)
+    (quiet,) = gated.predict([silence])
+    assert quiet.no_speech and not quiet.speakers
+    if not LIBRIVOX.is_file():
+        pytest.skip("apt-get install pocketsphinx-testdata")
+    speech, rate = sf.read(LIBRIVOX, dtype="float32")
+    padded = np.concatenate([np.zeros(3 * rate, np.float32), speech, np.zeros(3 * rate, np.float32)])
+    windows = gated._plan(padded, rate)
+    assert windows and all(w.end - w.start <= 4 * rate for w in windows)
+    assert 2 * rate < windows[0].start and windows[-1].end < len(padded) - 2 * rate
+    (heard,) = gated.predict([request(encode_wav(padded, rate))])
+    assert not heard.no_speech

@@ -53,3 +53,30 @@ def test_stitch_ranks_speakers_per_window_and_drops_empty_streams() -> None:
     segments, sot = stitch(windows, [["A"], ["B", "C"]], RATE)
     assert [(s.speaker, s.start_s) for s in segments] == [("spk1", 0.0), ("spk1", 2.0), ("spk2", 2.0)]
     assert [part.strip() for part in sot.split("$")] == [s.text for s in segments]
+
+
+def test_speech_windows_cover_the_speech_and_cut_in_pauses() -> None:
+    from asr_sactc.windowing import plan_speech_windows
+
+    wave = np.ones(30 * RATE, dtype=np.float32)
+    speech = [(1000, 4000), (5000, 8000), (12000, 15000), (20000, 29000)]
+    windows = plan_speech_windows(wave, RATE, speech, window_s=10.0, search_s=2.0)
+    assert all(w.end - w.start <= 10 * RATE for w in windows)
+    # Every segment lies inside one window; no window starts or ends inside a segment.
+    for start, end in speech:
+        assert sum(w.start <= start and end <= w.end for w in windows) == 1
+    assert not any(s < cut < e for s, e in speech for w in windows for cut in (w.start, w.end))
+    # The first two segments share a window; each window reaches into its pauses by up to half its spare
+    # length, never past the middle of a pause (10000 and 17500 here).
+    assert windows == [Window(500, 9500), Window(10000, 17500), Window(19500, 29500)]
+    assert plan_speech_windows(wave, RATE, [], window_s=10.0, search_s=2.0) == []
+
+
+def test_a_segment_longer_than_a_window_is_cut_inside() -> None:
+    from asr_sactc.windowing import plan_speech_windows
+
+    wave = _speech_with_pauses(25.0, [12.0])
+    windows = plan_speech_windows(wave, RATE, [(0, 25 * RATE)], window_s=10.0, search_s=3.0)
+    assert windows[0].start == 0 and windows[-1].end == 25 * RATE
+    assert [w.start for w in windows[1:]] == [w.end for w in windows[:-1]]
+    assert all(w.end - w.start <= 10 * RATE for w in windows)

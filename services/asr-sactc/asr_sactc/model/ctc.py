@@ -60,6 +60,8 @@ class CTC(torch.nn.Module):
         if ctc_type not in self.OBJECTIVES:
             raise ValueError(f"unknown ctc_type {ctc_type!r}; choose from {self.OBJECTIVES}")
         self.ctc_type = ctc_type
+        self.blank = blank
+        self.constrain_y = constrain_y
         self.dropout = torch.nn.Dropout(dropout_rate)
         self.ctc_lo = torch.nn.Linear(encoder_output_size, odim)
         factories: dict[str, Callable[[], CTCObjective]] = {
@@ -71,7 +73,11 @@ class CTC(torch.nn.Module):
     def forward(
         self, hs_pad: torch.Tensor, hlens: torch.Tensor, ys_pad: torch.Tensor, ys_lens: torch.Tensor
     ) -> torch.Tensor:
-        """hs_pad [B, T, D], hlens [B], ys_pad [B, U] (padding -1), ys_lens [B] → scalar loss."""
+        """hs_pad [B, T, D], hlens [B], ys_pad [B, U] (padding -1), ys_lens [B] → scalar loss.
+
+        Frames past the longest hlens are dropped first (a Whisper encoder returns its whole window).
+        """
+        hs_pad = hs_pad[:, : int(hlens.max())]
         log_probs = torch.log_softmax(self.ctc_lo(self.dropout(hs_pad)), dim=-1)
         return self.objective(log_probs, ys_pad.clamp(min=0), hlens, ys_lens)
 

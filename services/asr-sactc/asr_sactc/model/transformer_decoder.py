@@ -12,6 +12,8 @@ from asr_sactc.model.positionwise_feed_forward import PositionwiseFeedForward
 class TransformerDecoder(torch.nn.Module):
     """`embed` (Embedding, PositionalEncoding) → `decoders` → `after_norm` → `output_layer`.
 
+    It attends to the valid encoder frames only (`full_window` False) and has no length limit.
+
     The keyword arguments are ESPnet's `decoder_conf` keys.
 
     Args:
@@ -39,6 +41,8 @@ class TransformerDecoder(torch.nn.Module):
         src_attention_dropout_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.full_window = False
+        self.max_length: int | None = None
         dim = encoder_output_size
         self.embed = torch.nn.Sequential(
             torch.nn.Embedding(vocab_size, dim), PositionalEncoding(dim, positional_dropout_rate)
