@@ -279,6 +279,8 @@ def main() -> None:
         prometheus=False,
         topic_prefix=f"chaos{uuid.uuid4().hex[:6]}",
         partitions=3,
+        # Jobs pile up while the engine or a runner is down: beyond a tenant's default 100 at once.
+        env={"ORATE_API__QUOTA__CONCURRENT_JOBS": "1000000"},
     )
     audio = upload()
     started = time.time()

@@ -437,7 +437,12 @@ def bench_stack_config() -> StackConfig:
         prometheus=False,
         topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
         partitions=PARTITIONS,
-        env={"ORATE_LOG_LEVEL": "WARNING"},
+        # The benchmark submits far beyond a tenant's default quotas (600 submits a minute, 100 at once).
+        env={
+            "ORATE_LOG_LEVEL": "WARNING",
+            "ORATE_API__QUOTA__SUBMITS_PER_MINUTE": "1000000",
+            "ORATE_API__QUOTA__CONCURRENT_JOBS": "1000000",
+        },
     ).resolved()
 
 

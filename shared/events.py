@@ -27,6 +27,9 @@ JOB_CANCELLED = "orate.job.cancelled"
 TERMINAL_TYPES = frozenset({JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 
 _REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type")
+# The extension attribute naming the job's tenant (CloudEvents names: lowercase letters and digits), so a
+# consumer can route or filter events by tenant without parsing their data.
+TENANT_ATTRIBUTE = "tenant"
 
 
 def event_id(event: jobs_pb2.JobEvent) -> str:
@@ -41,7 +44,8 @@ def _rfc3339(unix_ms: int) -> str:
 
 def to_cloudevent(event: jobs_pb2.JobEvent) -> bytes:
     """Structured-mode CloudEvent JSON: specversion, id, source, type, subject (job id), time,
-    datacontenttype application/json, data = the JobEvent as JSON (proto field names)."""
+    datacontenttype application/json, the extension `tenant` (when the event has one), data = the JobEvent
+    as JSON (proto field names)."""
     if not event.job_id or not event.type:
         raise ValueError("a job event needs job_id and type")
     # The event's own time keeps a replayed event byte-identical; an unset time means "now".
@@ -54,6 +58,7 @@ def to_cloudevent(event: jobs_pb2.JobEvent) -> bytes:
         "subject": event.job_id,
         "time": _rfc3339(unix_ms),
         "datacontenttype": DATA_CONTENT_TYPE,
+        **({TENANT_ATTRIBUTE: event.tenant} if event.tenant else {}),
         "data": json_format.MessageToDict(event, preserving_proto_field_name=True),
     }
     return json.dumps(envelope, separators=(",", ":")).encode()

@@ -1,11 +1,14 @@
-"""Redis store for jobs (with their stage states), idempotency keys, each job's event history, the engine's
-stage deadline timers and the runners' heartbeats."""
+"""Redis store for jobs (with their stage states), each tenant's job listing index, idempotency keys, each
+job's event history, the engine's stage deadline timers and the runners' heartbeats."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -15,8 +18,21 @@ from orate.v1 import jobs_pb2
 
 from shared.events import TERMINAL_TYPES
 from shared.settings import RedisSettings
+from shared.tenants import active_jobs_key
 
 _PREFIX = "orate"
+TERMINAL_JOB_STATUSES = frozenset(
+    {jobs_pb2.JOB_STATUS_SUCCEEDED, jobs_pb2.JOB_STATUS_FAILED, jobs_pb2.JOB_STATUS_CANCELLED}
+)
+# Listing: each tenant's jobs are one sorted set with every score 0, so that it orders by member, and the
+# member `<created unix ms, 13 digits>:<job id>` orders by creation time, then job id (ZREVRANGEBYLEX for
+# newest first). 13 digits hold every time until the year 2286.
+_CREATED_DIGITS = 13
+MAX_CREATED_UNIX_MS = 10**_CREATED_DIGITS - 1
+_INDEX_MEMBER = re.compile(rf"^\d{{{_CREATED_DIGITS}}}:.+$", re.DOTALL)
+# A listing request reads at most this many index entries per job it may return: a filter that matches
+# few jobs returns a short page (even an empty one) with a cursor rather than scanning the whole index.
+LIST_SCAN_FACTOR = 10
 # One sorted set for every job's timers (score: when to look at the stage attempt again, in unix ms): not
 # tied to Kafka partitions, so an engine restart or a rebalance loses none.
 _DEADLINES_KEY = f"{_PREFIX}:deadlines"
@@ -95,6 +111,61 @@ def deadline_changes(jobs: Iterable[jobs_pb2.Job]) -> tuple[dict[str, int], list
     return due, dropped
 
 
+@dataclass(frozen=True)
+class JobQuery:
+    """Which of a tenant's jobs to list, newest first: filters combined with AND, a page of up to limit."""
+
+    statuses: frozenset[int] = frozenset()  # JobStatus values; empty: any
+    pipeline: str = ""  # empty: any
+    created_after_unix_ms: int | None = None  # inclusive
+    created_before_unix_ms: int | None = None  # exclusive
+    limit: int = 20
+    cursor: str = ""  # the previous page's next_cursor
+
+    def matches(self, job: jobs_pb2.Job) -> bool:
+        return (not self.statuses or job.status in self.statuses) and (
+            not self.pipeline or job.pipeline == self.pipeline
+        )
+
+
+def _index_member(job: jobs_pb2.Job) -> str:
+    return f"{job.created_unix_ms:0{_CREATED_DIGITS}d}:{job.job_id}"
+
+
+def encode_cursor(member: str) -> str:
+    return base64.urlsafe_b64encode(member.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The index member a cursor stands for; ValueError if it is not one that encode_cursor made."""
+    try:
+        member = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor from a previous page") from exc
+    if not _INDEX_MEMBER.match(member):
+        raise ValueError("not a cursor from a previous page")
+    return member
+
+
+def _lex_bounds(query: JobQuery) -> tuple[str, str]:
+    """ZREVRANGEBYLEX's (max, min) for the query's time range and cursor (both exclusive upper bounds:
+    the tighter one wins). A member is `<ms>:<id>`, so it sorts after the bare `<ms>` prefix."""
+    uppers = []
+    if query.created_before_unix_ms is not None:
+        uppers.append(f"{query.created_before_unix_ms:0{_CREATED_DIGITS}d}")
+    if query.cursor:
+        uppers.append(decode_cursor(query.cursor))
+    upper = f"({min(uppers)}" if uppers else "+"
+    after = query.created_after_unix_ms
+    lower = f"[{after:0{_CREATED_DIGITS}d}" if after is not None else "-"
+    return upper, lower
+
+
+def jobs_index_key(tenant: str) -> str:
+    """The tenant's listing index (members `<created ms>:<job id>`, all scored 0)."""
+    return f"{_PREFIX}:tenant:{tenant}:jobs"
+
+
 def _job_key(job_id: str) -> str:
     return f"{_PREFIX}:job:{job_id}"
 
@@ -142,11 +213,12 @@ async def _concat(first: list[bytes], then: AsyncIterator[bytes]) -> AsyncIterat
 
 
 class JobStore:
-    """Jobs are serialized `orate.v1.Job` messages under `orate:job:<id>`, kept for job_ttl_s;
-    events are a list `orate:events:<id>` (same TTL) mirrored on the pub/sub channel of that name;
-    deadline timers are the sorted set `orate:deadlines` (member `<job>/<stage>/<attempt>`, score in unix
-    ms); heartbeats are `orate:beat:<job>/<stage>/<attempt>` = "<started ms> <beat ms>", kept for
-    HEARTBEAT_TTL_S after the last beat."""
+    """Jobs are serialized `orate.v1.Job` messages under `orate:job:<id>`, kept for job_ttl_s, and listed
+    in their tenant's index `orate:tenant:<tenant>:jobs` (see jobs_index_key), whose entries older than
+    job_ttl_s are trimmed whenever it gets a new one; events are a list `orate:events:<id>` (same TTL)
+    mirrored on the pub/sub channel of that name; deadline timers are the sorted set `orate:deadlines`
+    (member `<job>/<stage>/<attempt>`, score in unix ms); heartbeats are `orate:beat:<job>/<stage>/<attempt>`
+    = "<started ms> <beat ms>", kept for HEARTBEAT_TTL_S after the last beat."""
 
     def __init__(self, settings: RedisSettings) -> None:
         self._settings = settings
@@ -177,8 +249,8 @@ class JobStore:
         self._release(keys=[_idempotency_key(key)], args=[job_id])
 
     def put_job(self, job: jobs_pb2.Job) -> None:
-        """Store the job (serialized protobuf) with the job TTL."""
-        self.write([job], [])
+        """Store a new job (serialized protobuf) with the job TTL, and list it in its tenant's index."""
+        self.write([job], [], new=[job.job_id])
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
         data = self._redis.get(_job_key(job_id))
@@ -224,15 +296,30 @@ class JobStore:
         for attempt, beat in beats.items():
             pipe.set(_heartbeat_key(attempt), beat.encode(), ex=HEARTBEAT_TTL_S)
 
-    def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
+    def write(
+        self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]], new: Collection[str] = ()
+    ) -> None:
         """Store the jobs with the deadline timers their stage states call for (`deadline_changes`; a
-        timer already there keeps the time a scan moved it to), then append the events to their jobs'
-        histories (and publish them), in one round trip: Redis runs a pipeline's commands in order."""
+        timer already there keeps the time a scan moved it to), list the `new` ones (ids of jobs stored
+        for the first time) in their tenants' indexes, take the finished ones out of their tenants' active
+        sets (the concurrent-jobs quota; idempotent), then append the events to their jobs' histories (and
+        publish them), in one round trip: Redis runs a pipeline's commands in order."""
         if not jobs and not events:
             return
         pipe = self._redis.pipeline(transaction=False)
+        listed: dict[str, dict[str, int]] = {}
         for job in jobs:
             pipe.set(_job_key(job.job_id), job.SerializeToString(), ex=self._settings.job_ttl_s)
+            if job.tenant and job.job_id in new:
+                listed.setdefault(job.tenant, {})[_index_member(job)] = 0
+            if job.tenant and job.status in TERMINAL_JOB_STATUSES:
+                pipe.srem(active_jobs_key(job.tenant), job.job_id)
+        # Entries older than a job's lifetime go: the index stays as long as the tenant's jobs last.
+        expired = f"({int(time.time() * 1000) - self._settings.job_ttl_s * 1000:0{_CREATED_DIGITS}d}"
+        for tenant, members in listed.items():
+            pipe.zadd(jobs_index_key(tenant), members)
+            pipe.zremrangebylex(jobs_index_key(tenant), "-", expired)
+            pipe.expire(jobs_index_key(tenant), self._settings.job_ttl_s)
         due, dropped = deadline_changes(jobs)
         if due:
             pipe.zadd(_DEADLINES_KEY, due, nx=True)
@@ -245,6 +332,43 @@ class JobStore:
         for job_id in dict.fromkeys(job_id for job_id, _ in events):
             pipe.expire(_events_key(job_id), self._settings.job_ttl_s)
         pipe.execute()
+
+    def list_jobs(self, tenant: str, query: JobQuery) -> tuple[list[jobs_pb2.Job], str]:
+        """A page of the tenant's jobs, newest first, and the cursor of the next page ("" at the end).
+
+        Pages are ranges of the index below the previous page's last entry, so jobs submitted meanwhile
+        (which sort before it) never shift a page: no job is skipped or repeated. Filters apply to the jobs
+        as read (a job whose entry outlived it is skipped), reading on until limit jobs match, the index
+        ends, or LIST_SCAN_FACTOR x limit entries were read; then the cursor continues after the last
+        entry read, so a page may be short. ValueError for a cursor that is not one."""
+        upper, lower = _lex_bounds(query)
+        key = jobs_index_key(tenant)
+        filtered = bool(query.statuses or query.pipeline)
+        budget = LIST_SCAN_FACTOR * query.limit
+        found: list[jobs_pb2.Job] = []
+        while True:
+            wanted = query.limit - len(found)
+            # Filters may drop most entries: read ahead rather than take a round trip per page-full. One
+            # entry more than needed tells whether the index ends with this page (then no cursor).
+            chunk = min(budget, wanted * 4 if filtered else wanted + 1)
+            members = [m.decode() for m in self._redis.zrevrangebylex(key, upper, lower, 0, chunk)]
+            budget -= len(members)
+            index_ended = len(members) < chunk
+            values = self._redis.mget([_job_key(m.split(":", 1)[1]) for m in members]) if members else []
+            for position, (member, data) in enumerate(zip(members, values, strict=True)):
+                if data is None:
+                    continue
+                job = jobs_pb2.Job.FromString(data)
+                if job.tenant == tenant and query.matches(job):
+                    found.append(job)
+                    if len(found) == query.limit:
+                        last = index_ended and position == len(members) - 1
+                        return found, "" if last else encode_cursor(member)
+            if index_ended:
+                return found, ""
+            if budget == 0:
+                return found, encode_cursor(members[-1])
+            upper = f"({members[-1]}"
 
     def claim_due_deadlines(self, now_unix_ms: int, lease_ms: int, limit: int) -> list[StageAttempt]:
         """Up to limit timers due at now_unix_ms, each moved lease_ms on (atomically), so that no other

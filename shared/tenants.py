@@ -26,25 +26,37 @@ from shared.settings import RedisSettings
 _PREFIX = "orate"
 KEY_PREFIX = "ork"
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# The tenant of requests without a key when the API runs in its open development mode.
+DEV_TENANT = "dev"
 _TOKEN = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{43}})$")
 _LIMIT_FIELDS = ("concurrent_jobs", "submits_per_minute", "bytes_per_day")
 
-# Checks every quota, then charges them all, or none. Returns {0} or {quota index (1-3), retry-after s}.
+# Reads the tenant's limits (its own, else the defaults in ARGV), checks every quota, then charges them all,
+# or none: one round trip. Returns {0, 0, 0} or {quota index (1-3), retry-after s, the limit}.
 _ADMIT_SCRIPT = """
-local active, minute, day = KEYS[1], KEYS[2], KEYS[3]
-local job, max_jobs, max_submits, max_bytes, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
-  tonumber(ARGV[4]), tonumber(ARGV[5])
-if redis.call('SCARD', active) >= max_jobs then return {1, 1} end
+local active, minute, day, limits = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local job, size = ARGV[1], tonumber(ARGV[2])
+local max_jobs = tonumber(redis.call('HGET', limits, 'concurrent_jobs') or ARGV[3])
+local max_submits = tonumber(redis.call('HGET', limits, 'submits_per_minute') or ARGV[4])
+local max_bytes = tonumber(redis.call('HGET', limits, 'bytes_per_day') or ARGV[5])
+if redis.call('SCARD', active) >= max_jobs then return {1, 1, max_jobs} end
 local submits = tonumber(redis.call('GET', minute) or '0')
-if submits >= max_submits then return {2, math.max(redis.call('TTL', minute), 1)} end
+if submits >= max_submits then return {2, math.max(redis.call('TTL', minute), 1), max_submits} end
 local used = tonumber(redis.call('GET', day) or '0')
-if size > 0 and used + size > max_bytes then return {3, math.max(redis.call('TTL', day), 1)} end
+if size > 0 and used + size > max_bytes then return {3, math.max(redis.call('TTL', day), 1), max_bytes} end
 redis.call('SADD', active, job)
 redis.call('INCR', minute)
 redis.call('EXPIRE', minute, tonumber(ARGV[6]))
 redis.call('INCRBY', day, size)
 redis.call('EXPIRE', day, tonumber(ARGV[7]))
-return {0, 0}
+return {0, 0, 0}
+"""
+# Undoes an admit. A window that has ended since is left alone: decrementing its expired counter would
+# create a negative one that never expires.
+_RELEASE_SCRIPT = """
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECRBY', KEYS[3], ARGV[2]) end
 """
 _QUOTA_NAMES = {1: "concurrent_jobs", 2: "submits_per_minute", 3: "bytes_per_day"}
 
@@ -104,6 +116,7 @@ class Tenants:
     def __init__(self, settings: RedisSettings, defaults: QuotaLimits | None = None) -> None:
         self._redis = redis.Redis.from_url(settings.url, socket_connect_timeout=5.0)
         self._admit = self._redis.register_script(_ADMIT_SCRIPT)
+        self._release = self._redis.register_script(_RELEASE_SCRIPT)
         self._defaults = defaults or QuotaLimits()
 
     # ---- keys -----------------------------------------------------------------------------------------
@@ -161,9 +174,13 @@ class Tenants:
 
     # ---- quotas ---------------------------------------------------------------------------------------
 
-    def limits(self, tenant: str) -> QuotaLimits:
+    def own_limits(self, tenant: str) -> dict[str, int]:
+        """The limits set for the tenant itself (set_limits); the defaults apply to the others."""
         own = {k.decode(): int(v) for k, v in self._redis.hgetall(_limits_key(tenant)).items()}
-        return self._defaults.model_copy(update={k: v for k, v in own.items() if k in _LIMIT_FIELDS})
+        return {k: v for k, v in own.items() if k in _LIMIT_FIELDS}
+
+    def limits(self, tenant: str) -> QuotaLimits:
+        return self._defaults.model_copy(update=self.own_limits(tenant))
 
     def set_limits(self, tenant: str, **limits: int) -> QuotaLimits:
         """Give the tenant its own limits (the others stay as they are)."""
@@ -175,32 +192,28 @@ class Tenants:
     def admit(self, tenant: str, job_id: str, upload_bytes: int, now: float | None = None) -> None:
         """Charge a submit to the tenant's quotas, or raise QuotaExceeded with when to retry."""
         now = time.time() if now is None else now
-        limits = self.limits(tenant)
         minute, day = int(now // 60), int(now // 86400)
-        code, retry_after = self._admit(
-            keys=[active_jobs_key(tenant), *self._window_keys(tenant, minute, day)],
+        code, retry_after, limit = self._admit(
+            keys=[active_jobs_key(tenant), *self._window_keys(tenant, minute, day), _limits_key(tenant)],
             args=[
                 job_id,
-                limits.concurrent_jobs,
-                limits.submits_per_minute,
-                limits.bytes_per_day,
                 upload_bytes,
+                self._defaults.concurrent_jobs,
+                self._defaults.submits_per_minute,
+                self._defaults.bytes_per_day,
                 60 - int(now % 60),
                 86400 - int(now % 86400),
             ],
         )
         if code:
-            quota = _QUOTA_NAMES[int(code)]
-            raise QuotaExceeded(tenant, quota, getattr(limits, quota), int(retry_after))
+            raise QuotaExceeded(tenant, _QUOTA_NAMES[int(code)], int(limit), int(retry_after))
 
     def release(self, tenant: str, job_id: str, upload_bytes: int, now: float) -> None:
         """Undo admit() for a submit that was not accepted after all (now: the admit's time)."""
-        minute_key, day_key = self._window_keys(tenant, int(now // 60), int(now // 86400))
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.srem(active_jobs_key(tenant), job_id)
-        pipe.decr(minute_key)
-        pipe.decrby(day_key, upload_bytes)
-        pipe.execute()
+        self._release(
+            keys=[active_jobs_key(tenant), *self._window_keys(tenant, int(now // 60), int(now // 86400))],
+            args=[job_id, upload_bytes],
+        )
 
     @staticmethod
     def _window_keys(tenant: str, minute: int, day: int) -> tuple[str, str]:

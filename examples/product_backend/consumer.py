@@ -3,9 +3,11 @@
 Run against the embedded stack:
     python examples/product_backend/consumer.py --bootstrap 127.0.0.1:29092
 
-Events are CloudEvents 1.0 in structured JSON mode, keyed by job id, so one job's events arrive in
-order on one partition. Delivery is at-least-once: a replay after a crash repeats events with the
-same `id`, which this consumer drops. Offsets are committed only after an event is handled.
+Events are CloudEvents 1.0 in structured JSON mode, keyed by job id, so one job's events arrive in order
+on one partition. The extension attribute `tenant` names the tenant the job belongs to (the one whose
+API key submitted it): a backend serving several tenants routes events by it. Delivery is at-least-once:
+a replay after a crash repeats events with the same `id`, which this consumer drops. Offsets are
+committed only after an event is handled.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def main() -> None:
     try:
         for event in follower.events(args.idle_timeout):
             data = event.get("data", {})
-            print(event["subject"], event["type"], data.get("stage", ""), flush=True)
+            tenant = event.get("tenant", "-")
+            print(tenant, event["subject"], event["type"], data.get("stage", ""), flush=True)
     finally:
         follower.close()
 

@@ -154,6 +154,7 @@ def orate_env(config: StackConfig) -> dict[str, str]:
         "ORATE_API__HOST": HOST,
         "ORATE_API__HTTP_PORT": str(ports.api_http),
         "ORATE_API__GRPC_PORT": str(ports.api_grpc),
+        "ORATE_API__AUTH": config.auth,
     }
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import random
 import socket
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.testing import PORT_RANGE
 
-# Every server binds loopback only: the embedded stack is a single-machine development setup with no
-# authentication of its own (the supervisor refuses to start one that listens elsewhere; see listen_all).
+# Every server binds loopback only: the embedded stack is a single-machine development setup whose Redis,
+# broker, Triton and Ray Serve proxy have no authentication (the supervisor refuses to start one that
+# listens elsewhere; see listen_all).
 HOST = "127.0.0.1"
 # Ports the Ray host takes from ray_gcs on (GCS, metrics, agents, node and object managers).
 RAY_PORT_BLOCK = 10
@@ -98,10 +100,15 @@ class StackConfig(BaseModel):
     restart_backoff_s: float = Field(0.5, gt=0, description="first restart delay; doubles per crash")
     restart_backoff_max_s: float = Field(30.0, gt=0)
     stop_grace_s: float = Field(10.0, gt=0, description="SIGTERM -> SIGKILL delay (Ray gets twice this)")
-    # The stack has no authentication of its own (only Ray's cluster token), so by default `orate up`
-    # fails when any of its processes listens beyond loopback, where other machines could reach it.
+    # Only the API checks keys: Redis, the broker, Triton and Ray Serve's proxy do not, so by default
+    # `orate up` fails when any of its processes listens beyond loopback, where other machines could reach it.
     listen_all: bool = Field(
         False, description="start even if some process listens beyond 127.0.0.1/::1 (`orate up --listen-all`)"
+    )
+    auth: Literal["open", "keys"] = Field(
+        "open",
+        description="the API's auth: open (development: a request without a key acts as tenant dev;"
+        " `orate up` prints a dev key) or keys (every request needs one, as in production)",
     )
 
     def resolved(self, base: Path | None = None) -> StackConfig:

@@ -6,7 +6,8 @@ The API process runs alone against a real Redis and a real broker (the session's
 REST answer comes from the API process, and the engine and runners would only move jobs along, which
 costs minutes of Ray and Triton start-up on a 2-core machine and adds no response shape. The fixture
 pipelines give the document its submit variants; a job with an uploaded audio input gives the artifact
-download a real artifact."""
+download a real artifact. The API requires keys (its default mode); schemathesis sends a valid one with
+every request, so that it reaches every operation's own answers (the 401s are tested in test_tenancy)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ import numpy as np
 import pytest
 
 from shared.media import encode_wav
+from shared.settings import RedisSettings
 from shared.stack.config import HOST
 from shared.stack.processes import Probe, spawn, wait_healthy
+from shared.tenants import Tenants
 from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -77,7 +80,19 @@ def api_url(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="module")
-def uploaded_audio(api_url: str) -> dict[str, str]:
+def authorization(redis_url: str) -> str:
+    """An Authorization header value with a key of a tenant of this module's own."""
+    tenants = Tenants(RedisSettings(url=redis_url))
+    tenant = f"conformance-{uuid.uuid4().hex[:8]}"
+    # Schemathesis submits hundreds of jobs that no engine finishes.
+    tenants.set_limits(tenant, concurrent_jobs=1_000_000, submits_per_minute=1_000_000)
+    _, key = tenants.create_key(tenant, "schemathesis")
+    tenants.close()
+    return f"Bearer {key}"
+
+
+@pytest.fixture(scope="module")
+def uploaded_audio(api_url: str, authorization: str) -> dict[str, str]:
     """Path parameters of a stored artifact: the audio input of a job submitted as multipart."""
     t = np.arange(16000) / 16000
     wav = encode_wav((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
@@ -85,6 +100,7 @@ def uploaded_audio(api_url: str) -> dict[str, str]:
         f"{api_url}/v1/jobs",
         data={"request": json.dumps({"pipeline": "fixture-two-stage", "inputs": {}})},
         files={"audio": ("tone.wav", wav, "audio/wav")},
+        headers={"Authorization": authorization},
         timeout=30,
     )
     assert response.status_code == 202, response.text
@@ -92,7 +108,7 @@ def uploaded_audio(api_url: str) -> dict[str, str]:
 
 
 def test_the_api_answers_as_its_openapi_document_says(
-    api_url: str, uploaded_audio: dict[str, str], tmp_path: Path
+    api_url: str, authorization: str, uploaded_audio: dict[str, str], tmp_path: Path
 ) -> None:
     # The download is pinned to a real artifact (random ids would only ever find 404s); the other job
     # operations get real ids in the stateful phase, which follows each submit's Location header.
@@ -105,6 +121,7 @@ def test_the_api_answers_as_its_openapi_document_says(
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color"),
         *("run", f"{api_url}/openapi.json", "--checks", ",".join(CHECKS)),
+        *("--header", f"Authorization: {authorization}"),
         *("--phases", "examples,coverage,fuzzing,stateful"),
         *("--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--no-shrink"),
         *("--generation-database", "none", "--workers", "1", "--request-timeout", "10"),

@@ -1,6 +1,8 @@
 """The orchestrator on the real embedded stack (tansu, Redis, Ray Serve, Triton, API, engine, runners)
 with the fixture deployments and pipelines: jobs through both backends, events, retries, the DLQ,
-timeouts, cancellation, idempotency, gRPC, and an engine killed mid-job."""
+timeouts, cancellation, idempotency, gRPC, an engine killed mid-job, and tenants (events carry theirs, a
+finished job frees its concurrency quota). Clients send a key of the test's tenant, so the tests hold
+whether the stack's API runs with keys or in its open mode."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from shared.media import encode_wav
 from shared.stack.config import StackConfig, StackPorts
 from shared.stack.control import Stack, StackUrls, running_stack
 from shared.store import JobStore, StageAttempt
+from shared.tenants import Tenants
 from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -39,6 +42,7 @@ PRODUCT_BACKEND_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pr
 SSE_FOLLOWERS = 48
 GRPC_FOLLOWERS = 40
 TERMINAL = {"succeeded", "failed", "cancelled"}
+TENANT = f"it-{uuid.uuid4().hex[:8]}"
 # What a successful two-stage job emits, in order.
 TWO_STAGE_EVENTS = [
     events.JOB_ACCEPTED,
@@ -69,10 +73,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Sta
 
 
 @pytest.fixture(scope="module")
-def api(stack: tuple[Stack, StackUrls]) -> Iterator[httpx.Client]:
+def tenants(stack: tuple[Stack, StackUrls]) -> Iterator[Tenants]:
+    _, urls = stack
+    store = Tenants(urls.redis_settings())
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def api_key(tenants: Tenants) -> str:
+    return tenants.create_key(TENANT, "test_orchestrator")[1]
+
+
+def grpc_auth(key: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+@pytest.fixture(scope="module")
+def api(stack: tuple[Stack, StackUrls], api_key: str) -> Iterator[httpx.Client]:
     _, urls = stack
     assert urls.api_url is not None
-    with httpx.Client(base_url=urls.api_url, timeout=30) as client:
+    with httpx.Client(
+        base_url=urls.api_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}
+    ) as client:
         yield client
 
 
@@ -155,6 +178,10 @@ def test_job_events_reach_kafka_as_cloudevents(api: httpx.Client, stack: tuple[S
     records = consume(urls, Topics(urls.env["ORATE_KAFKA__TOPIC_PREFIX"]).events, job["job_id"], 6)
     assert [events.from_cloudevent(r.value)["type"] for r in records] == TWO_STAGE_EVENTS
     assert all(r.headers[CONTENT_TYPE_HEADER] == events.CLOUDEVENTS_CONTENT_TYPE for r in records)
+    # The job's tenant, as the CloudEvents extension attribute and in the JobEvent.
+    assert {
+        (e["tenant"], e["data"]["tenant"]) for e in map(events.from_cloudevent, [r.value for r in records])
+    } == {(TENANT, TENANT)}
 
 
 def test_failing_stage_is_retried_then_dead_lettered(
@@ -215,39 +242,52 @@ def test_idempotency_key_and_validation_on_the_real_api(api: httpx.Client) -> No
     assert api.get("/readyz").json()["ready"] is True
 
 
-def test_grpc_submit_get_and_stream(stack: tuple[Stack, StackUrls]) -> None:
+def test_grpc_submit_get_and_stream(stack: tuple[Stack, StackUrls], api_key: str) -> None:
     _, urls = stack
     assert urls.api_grpc is not None
+    auth = grpc_auth(api_key)
     with grpc.insecure_channel(urls.api_grpc) as channel:
         client = jobs_pb2_grpc.JobServiceStub(channel)
         request = jobs_pb2.SubmitJobRequest(
             pipeline="fixture-noop", inputs={"tag": common_pb2.Value(text="g")}
         )
-        job = client.SubmitJob(request, timeout=30)
-        streamed = list(client.StreamJobEvents(jobs_pb2.GetJobRequest(job_id=job.job_id), timeout=60))
+        job = client.SubmitJob(request, metadata=auth, timeout=30)
+        followed = client.StreamJobEvents(
+            jobs_pb2.GetJobRequest(job_id=job.job_id), metadata=auth, timeout=60
+        )
+        streamed = list(followed)
         assert streamed[-1].type == events.JOB_COMPLETED
         assert streamed[-1].outputs["tag"].text == "g"
-        assert (
-            client.GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)).status == jobs_pb2.JOB_STATUS_SUCCEEDED
-        )
+        assert {event.tenant for event in streamed} == {TENANT}
+        finished = client.GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id), metadata=auth)
+        assert finished.status == jobs_pb2.JOB_STATUS_SUCCEEDED
+        listed = client.ListJobs(jobs_pb2.ListJobsRequest(limit=100), metadata=auth, timeout=30)
+        assert job.job_id in [listed_job.job_id for listed_job in listed.jobs]
         with pytest.raises(grpc.RpcError) as error:
-            client.SubmitJob(jobs_pb2.SubmitJobRequest(pipeline="nope"), timeout=30)
+            client.SubmitJob(jobs_pb2.SubmitJobRequest(pipeline="nope"), metadata=auth, timeout=30)
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
-        names = [p.name for p in client.ListPipelines(jobs_pb2.ListPipelinesRequest()).pipelines]
+        names = [
+            p.name for p in client.ListPipelines(jobs_pb2.ListPipelinesRequest(), metadata=auth).pipelines
+        ]
         assert "fixture-two-stage" in names
 
 
-def test_open_event_streams_hold_no_worker(api: httpx.Client, stack: tuple[Stack, StackUrls]) -> None:
+def test_open_event_streams_hold_no_worker(
+    api: httpx.Client, stack: tuple[Stack, StackUrls], api_key: str
+) -> None:
     """More followers of a silent job than the REST thread pool (40) and the old gRPC workers (32) hold:
     reads and submits still answer, and every stream gets the job's terminal event when it comes."""
     _, urls = stack
     assert urls.api_url is not None and urls.api_grpc is not None
     store = JobStore(urls.redis_settings())
     job_id = f"silent-{uuid.uuid4().hex[:8]}"
-    store.put_job(jobs_pb2.Job(job_id=job_id, pipeline="fixture-noop", status=jobs_pb2.JOB_STATUS_QUEUED))
+    silent = jobs_pb2.Job(
+        job_id=job_id, pipeline="fixture-noop", status=jobs_pb2.JOB_STATUS_QUEUED, tenant=TENANT
+    )
+    store.put_job(silent)
     limits = httpx.Limits(max_connections=SSE_FOLLOWERS)
     with (
-        httpx.Client(base_url=urls.api_url, timeout=60, limits=limits) as followers,
+        httpx.Client(base_url=urls.api_url, timeout=60, limits=limits, headers=api.headers) as followers,
         grpc.insecure_channel(urls.api_grpc) as channel,
         contextlib.ExitStack() as streams,
     ):
@@ -258,7 +298,9 @@ def test_open_event_streams_hold_no_worker(api: httpx.Client, stack: tuple[Stack
         assert {response.status_code for response in sse} == {200}
         client = jobs_pb2_grpc.JobServiceStub(channel)
         grpc_streams = [
-            client.StreamJobEvents(jobs_pb2.GetJobRequest(job_id=job_id), timeout=60)
+            client.StreamJobEvents(
+                jobs_pb2.GetJobRequest(job_id=job_id), metadata=grpc_auth(api_key), timeout=60
+            )
             for _ in range(GRPC_FOLLOWERS)
         ]
         streams.callback(lambda: [call.cancel() for call in grpc_streams])
@@ -267,7 +309,12 @@ def test_open_event_streams_hold_no_worker(api: httpx.Client, stack: tuple[Stack
             call.initial_metadata()
 
         assert api.get(f"/v1/jobs/{job_id}", timeout=10).json()["status"] == "queued"
-        assert client.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=10).job_id == job_id
+        assert (
+            client.GetJob(
+                jobs_pb2.GetJobRequest(job_id=job_id), metadata=grpc_auth(api_key), timeout=10
+            ).job_id
+            == job_id
+        )
         noop = submit(api, "fixture-noop", {"tag": "busy"})
         assert wait_finished(api, noop["job_id"])["status"] == "succeeded"
 
@@ -316,6 +363,7 @@ def test_product_backend_example_reads_the_job_events_in_order(
     seen = product_backend_events(urls, job["job_id"])
     assert [event["type"] for event in seen] == TWO_STAGE_EVENTS
     assert seen[-1]["data"]["outputs"]["tag"]["text"] == "backend"
+    assert {event["tenant"] for event in seen} == {TENANT}
 
 
 def test_runner_killed_mid_job_is_replaced_and_the_job_completes_once(
@@ -341,6 +389,26 @@ def test_runner_killed_mid_job_is_replaced_and_the_job_completes_once(
     seen = [event["type"] for event in product_backend_events(urls, job_id)]
     assert seen == TWO_STAGE_EVENTS
     assert seen.count(events.JOB_COMPLETED) == 1
+
+
+def test_a_finished_job_frees_its_tenants_concurrency_quota_at_once(
+    stack: tuple[Stack, StackUrls], tenants: Tenants
+) -> None:
+    """The engine takes a finished job out of its tenant's active set in the write that finishes it: once
+    the job reads as finished, the next submit of a tenant allowed one job at a time is accepted."""
+    _, urls = stack
+    tenant = f"one-at-a-time-{uuid.uuid4().hex[:8]}"
+    tenants.set_limits(tenant, concurrent_jobs=1)
+    key = tenants.create_key(tenant)[1]
+    assert urls.api_url is not None
+    with httpx.Client(base_url=urls.api_url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as api:
+        # A second of sleep: the next submit comes while it runs.
+        first = submit(api, "fixture-sleepy", {"ray_seconds": 1, "triton_seconds": 0})
+        refused = api.post("/v1/jobs", json={"pipeline": "fixture-noop", "inputs": {}})
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "quota_exceeded"
+        assert wait_finished(api, first["job_id"])["status"] == "succeeded"
+        second = submit(api, "fixture-noop", {"tag": "second"})
+        assert wait_finished(api, second["job_id"])["status"] == "succeeded"
 
 
 def test_direct_model_call_through_the_api(api: httpx.Client) -> None:

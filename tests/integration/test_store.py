@@ -1,4 +1,5 @@
-"""The job store against a real Redis: idempotency keys, jobs, event history and following events, deadline
+"""The job store against a real Redis: idempotency keys, jobs, each tenant's listing index, the release of
+finished jobs from their tenants' concurrent-jobs quota, event history and following events, deadline
 timers and heartbeats."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from orate.v1 import jobs_pb2
 
 from shared import events
 from shared.settings import RedisSettings
-from shared.store import HEARTBEAT_TTL_S, Heartbeat, JobStore, StageAttempt
+from shared.store import HEARTBEAT_TTL_S, Heartbeat, JobQuery, JobStore, StageAttempt, jobs_index_key
+from shared.tenants import Tenants, active_jobs_key
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +204,112 @@ def test_heartbeats_are_read_with_the_jobs_and_kept_for_their_ttl(
     assert (jobs, beats) == ({job.job_id: job}, {attempt: Heartbeat(100, 350)})
     ttl = redis.Redis.from_url(redis_settings.url).ttl(f"orate:beat:{attempt.member}")
     assert 0 < ttl <= HEARTBEAT_TTL_S
+
+
+def _tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def _listed(store: JobStore, tenant: str, **query: object) -> list[str]:
+    """Every job id the listing returns, following the cursors, with the page size of the query."""
+    found: list[str] = []
+    cursor = ""
+    while True:
+        jobs, cursor = store.list_jobs(tenant, JobQuery(**{**query, "cursor": cursor}))
+        found += [job.job_id for job in jobs]
+        if not cursor:
+            return found
+
+
+def test_jobs_are_listed_newest_first_by_creation_then_id_with_filters(store: JobStore) -> None:
+    tenant, now_ms = _tenant(), int(time.time() * 1000)
+    # Created at four times, two jobs at the second one (ordered by id there).
+    specs = [(now_ms - 4000, "a"), (now_ms - 3000, "b"), (now_ms - 3000, "c"), (now_ms - 1000, "d")]
+    jobs = [
+        jobs_pb2.Job(
+            job_id=f"{suffix}-{uuid.uuid4().hex[:6]}",
+            tenant=tenant,
+            pipeline="talk" if suffix in "ad" else "transcribe",
+            status=jobs_pb2.JOB_STATUS_SUCCEEDED if suffix == "c" else jobs_pb2.JOB_STATUS_RUNNING,
+            created_unix_ms=created,
+        )
+        for created, suffix in specs
+    ]
+    for job in jobs:
+        store.put_job(job)
+    store.put_job(jobs_pb2.Job(job_id=_job_id(), tenant=_tenant(), created_unix_ms=now_ms))  # someone else's
+    newest_first = [jobs[3].job_id, jobs[2].job_id, jobs[1].job_id, jobs[0].job_id]
+    for limit in (1, 2, 3, 4, 5):
+        assert _listed(store, tenant, limit=limit) == newest_first, limit
+    first, cursor = store.list_jobs(tenant, JobQuery(limit=4))
+    assert [job.job_id for job in first] == newest_first and cursor == ""  # the end is known: no cursor
+    assert _listed(store, tenant, pipeline="talk") == [jobs[3].job_id, jobs[0].job_id]
+    assert _listed(store, tenant, statuses=frozenset({jobs_pb2.JOB_STATUS_SUCCEEDED})) == [jobs[2].job_id]
+    # created_after is inclusive, created_before exclusive: adjacent windows neither overlap nor leave gaps.
+    window = {"created_after_unix_ms": now_ms - 3000, "created_before_unix_ms": now_ms - 1000}
+    assert _listed(store, tenant, limit=1, **window) == [jobs[2].job_id, jobs[1].job_id]
+    assert _listed(store, tenant, created_before_unix_ms=now_ms - 3000) == [jobs[0].job_id]
+    # A job that is gone (deleted, expired) is skipped, not returned empty.
+    redis.Redis.from_url(store._settings.url).delete(f"orate:job:{jobs[2].job_id}")
+    assert _listed(store, tenant, limit=1) == [jobs[3].job_id, jobs[1].job_id, jobs[0].job_id]
+    with pytest.raises(ValueError, match="cursor"):
+        store.list_jobs(tenant, JobQuery(cursor="bm9wZQ"))
+
+
+def test_a_rare_filter_returns_short_pages_with_a_cursor_and_finds_every_match(store: JobStore) -> None:
+    tenant, now_ms = _tenant(), int(time.time() * 1000)
+    jobs = [
+        jobs_pb2.Job(
+            job_id=f"j{i:03d}",
+            tenant=tenant,
+            pipeline="rare" if i in (3, 40) else "common",
+            created_unix_ms=now_ms - 1000 + i,
+        )
+        for i in range(50)
+    ]
+    store.write(jobs, [], new=[job.job_id for job in jobs])
+    page, cursor = store.list_jobs(tenant, JobQuery(pipeline="rare", limit=1))
+    assert [job.job_id for job in page] == ["j040"] and cursor
+    # 10 x limit entries per request: the next pages scan on from the cursor, finding nothing for a while.
+    pages = []
+    while cursor:
+        page, cursor = store.list_jobs(tenant, JobQuery(pipeline="rare", limit=1, cursor=cursor))
+        pages.append([job.job_id for job in page])
+    assert [job for page in pages for job in page] == ["j003"] and [] in pages
+
+
+def test_index_entries_older_than_the_job_ttl_go_and_the_index_expires_with_the_jobs(
+    store: JobStore, redis_settings: RedisSettings
+) -> None:
+    tenant, now_ms, ttl_ms = _tenant(), int(time.time() * 1000), redis_settings.job_ttl_s * 1000
+    old = jobs_pb2.Job(job_id=_job_id(), tenant=tenant, created_unix_ms=now_ms - ttl_ms - 60_000)
+    store.put_job(old)
+    fresh = jobs_pb2.Job(job_id=_job_id(), tenant=tenant, created_unix_ms=now_ms)
+    store.put_job(fresh)
+    raw = redis.Redis.from_url(redis_settings.url)
+    assert raw.zrange(jobs_index_key(tenant), 0, -1) == [f"{now_ms:013d}:{fresh.job_id}".encode()]
+    assert 0 < raw.ttl(jobs_index_key(tenant)) <= redis_settings.job_ttl_s
+    store.write([fresh], [])  # a later write of a known job does not list it again
+    assert raw.zcard(jobs_index_key(tenant)) == 1
+    raw.close()
+
+
+def test_a_finished_job_leaves_its_tenants_active_set_in_its_write(
+    store: JobStore, redis_settings: RedisSettings
+) -> None:
+    tenant = _tenant()
+    tenants = Tenants(redis_settings)
+    job = jobs_pb2.Job(job_id=_job_id(), tenant=tenant, status=jobs_pb2.JOB_STATUS_QUEUED, created_unix_ms=1)
+    tenants.admit(tenant, job.job_id, 0)
+    tenants.close()
+    raw = redis.Redis.from_url(redis_settings.url)
+    store.put_job(job)
+    job.status = jobs_pb2.JOB_STATUS_RUNNING
+    store.write([job], [])
+    assert raw.smembers(active_jobs_key(tenant)) == {job.job_id.encode()}
+    job.status = jobs_pb2.JOB_STATUS_CANCELLED
+    store.write([job], [])
+    assert raw.smembers(active_jobs_key(tenant)) == set()
+    store.write([job], [])  # a replayed write: nothing left to take out, nothing fails
+    assert raw.smembers(active_jobs_key(tenant)) == set()
+    raw.close()

@@ -1,4 +1,5 @@
-"""Tenants against a real Redis: API keys stored hashed, revocation, and quotas charged atomically."""
+"""Tenants against a real Redis: API keys stored hashed, revocation, and quotas charged atomically (and
+refunded without leaving counters behind)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,16 @@ def test_limits_per_tenant_override_the_defaults_and_are_validated(tenants):
         tenants.set_limits(tenant, bytes_per_day=0)
     with pytest.raises(ValueError):
         tenants.create_key("Bad Tenant!")
+
+
+def test_a_release_after_its_window_ended_leaves_no_counter_behind(tenants, redis_settings):
+    tenant = _tenant()
+    tenants.admit(tenant, "a", 100, now=30.0)
+    windows = [f"orate:tenant:{tenant}:submits:0", f"orate:tenant:{tenant}:bytes:0"]
+    raw = redis.Redis.from_url(redis_settings.url)
+    assert raw.ttl(windows[0]) == 30 and raw.ttl(windows[1]) == 86400 - 30
+    raw.delete(*windows)  # what expiry does when the window ends
+    tenants.release(tenant, "a", 100, now=30.0)
+    # A DECR of the gone counters would have made ones at -1 and -100, without a TTL, for ever.
+    assert raw.exists(*windows) == 0 and raw.scard(active_jobs_key(tenant)) == 0
+    raw.close()

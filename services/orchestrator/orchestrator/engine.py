@@ -132,7 +132,8 @@ class DeadlineScanner:
 
 class Engine:
     """Per poll batch: apply every command, produce and flush the effects, write the changed jobs (with
-    their deadline timers) and then their events to Redis, then mark the records processed. A crash
+    their deadline timers, index entries of new jobs, and the finished ones' release from their tenants'
+    concurrent-jobs quota) and then their events to Redis, then mark the records processed. A crash
     anywhere replays the batch, which re-produces the same effects (event ids are deterministic, stale
     results are ignored). Between batches, every scan_interval_s, the deadline scanner runs.
 
@@ -177,6 +178,9 @@ class Engine:
             command_job_id(command) for _, command in decoded if isinstance(command, jobs_pb2.JobCommand)
         }
         jobs = self._store.get_jobs(sorted(job_ids))
+        # A job changed here that was not stored before came as a SubmitJob produced straight to Kafka (the
+        # API stores its jobs before it produces them): the write lists it in its tenant's index.
+        stored = set(jobs)
         changed: dict[str, jobs_pb2.Job] = {}
         history: list[tuple[str, bytes]] = []
         for record, command in decoded:
@@ -193,7 +197,7 @@ class Engine:
         # Effects reach the broker before the state that records them, so a crash re-produces, never loses.
         self._producer.flush()
         # Jobs before their events: a client that sees job.completed and reads the job finds it finished.
-        self._store.write(list(changed.values()), history)
+        self._store.write(list(changed.values()), history, new=changed.keys() - stored)
         for record in records:
             self._consumer.processed(record)
         return len(records)

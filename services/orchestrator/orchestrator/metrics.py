@@ -20,6 +20,15 @@ LATENCY_BUCKETS_S = (*shared_metrics.LATENCY_BUCKETS_S, 120.0, 300.0, 600.0)
 
 API_REQUESTS = Counter("orate_api_requests_total", "HTTP API requests", ["route", "method", "status"])
 JOBS_SUBMITTED = Counter("orate_jobs_submitted_total", "Jobs accepted by the API", ["pipeline"])
+# The tenant label is TenantLabels' (bounded), never a raw tenant name.
+TENANT_JOBS_SUBMITTED = Counter(
+    "orate_tenant_jobs_submitted_total", "Jobs accepted by the API, per tenant", ["tenant", "pipeline"]
+)
+TENANT_QUOTA_REJECTIONS = Counter(
+    "orate_tenant_quota_rejections_total",
+    "Submits refused by a tenant quota (concurrent_jobs, submits_per_minute, bytes_per_day)",
+    ["tenant", "quota"],
+)
 JOBS_FINISHED = Counter(
     "orate_jobs_finished_total", "Jobs that reached a terminal state", ["pipeline", "status"]
 )
@@ -58,6 +67,29 @@ TERMINAL_STATUS_LABELS = {
     events.JOB_FAILED: "failed",
     events.JOB_CANCELLED: "cancelled",
 }
+
+
+class TenantLabels:
+    """The tenant label value of a tenant: its name for the first `limit` distinct tenants this process
+    sees, `_other` for every later one, so that per-tenant series stay bounded however many tenants call.
+    Which tenants are named depends on the order each process meets them: sum over `tenant` across
+    processes, or look at a tenant's `other` series as well, when it may not be among a process's first."""
+
+    OTHER = "_other"  # no tenant can be called this (TENANT_PATTERN starts with a letter or digit)
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._named: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, tenant: str) -> str:
+        if tenant in self._named:
+            return tenant
+        with self._lock:
+            if len(self._named) < self._limit:
+                self._named.add(tenant)
+                return tenant
+        return self.OTHER
 
 
 def observe_effects(job: jobs_pb2.Job, effects: Effects) -> None:

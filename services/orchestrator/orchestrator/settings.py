@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 
 from shared.settings import OrateSettings
+from shared.tenants import QuotaLimits
 
 BUILTIN_PIPELINES_DIR = Path(__file__).parent / "pipelines"
 
@@ -26,6 +27,13 @@ class ApiSettings(BaseModel):
     # Each direct model call holds a thread while its model works; they have threads of their own, so
     # long calls never take the 40 that job requests share. Calls beyond this wait, holding none.
     direct_calls_in_flight: int = Field(16, ge=1, description="direct model calls running at once")
+    # keys: every /v1 request and gRPC call needs an API key. open (development only): a request without
+    # one acts as tenant `dev`; a key, if given, must still be valid and identifies its own tenant.
+    auth: Literal["keys", "open"] = Field("keys", description="keys (required) or open (development)")
+    quota: QuotaLimits = Field(default_factory=QuotaLimits, description="limits of tenants without their own")
+    # Per-tenant Prometheus series: the first this many distinct tenants a process sees get their own label
+    # value, every later one `_other`, so that the series stay bounded whatever the number of tenants.
+    tenant_metric_labels: int = Field(20, ge=0, description="tenants with series of their own")
 
 
 class RunnerSettings(BaseModel):

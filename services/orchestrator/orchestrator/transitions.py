@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,13 +13,11 @@ from orate.v1 import common_pb2, jobs_pb2
 from orchestrator import codec
 from orchestrator.pipelines import InputRef, LiteralValue, Pipeline, Source, StageRef, StageSpec
 from shared import events
-from shared.store import Heartbeat
+from shared.store import MAX_CREATED_UNIX_MS, TERMINAL_JOB_STATUSES, Heartbeat
+from shared.tenants import TENANT_PATTERN
 
 log = logging.getLogger(__name__)
 
-TERMINAL_JOB_STATUSES = frozenset(
-    {jobs_pb2.JOB_STATUS_SUCCEEDED, jobs_pb2.JOB_STATUS_FAILED, jobs_pb2.JOB_STATUS_CANCELLED}
-)
 OPEN_STAGE_STATUSES = frozenset({jobs_pb2.STAGE_STATUS_PENDING, jobs_pb2.STAGE_STATUS_DISPATCHED})
 
 # Why a record went to the DLQ (the reason_kind label of orate_dlq_records_total).
@@ -143,6 +142,19 @@ def deadline_reason(state: jobs_pb2.StageState, spec: StageSpec, deadline: jobs_
     )
 
 
+def _submit_problem(job: jobs_pb2.Job, pipeline: Pipeline | None) -> str:
+    """Why a submitted job cannot run ("" if it can). A job must name its tenant: one produced without
+    is refused rather than given to some default tenant whose keys would then see it."""
+    if not re.match(TENANT_PATTERN, job.tenant):
+        return f"the job names no valid tenant ({job.tenant!r} must match {TENANT_PATTERN})"
+    if not 0 <= job.created_unix_ms <= MAX_CREATED_UNIX_MS:
+        return f"created_unix_ms {job.created_unix_ms} is not a time in unix ms"
+    if pipeline is None:
+        return f"unknown pipeline {job.pipeline!r}"
+    missing = pipeline.missing_inputs(job.inputs)
+    return f"missing inputs {missing}" if missing else ""
+
+
 class JobMachine:
     """Applies commands to jobs. A job passed in is updated in place; apply() returns it when it changed."""
 
@@ -188,9 +200,10 @@ class JobMachine:
             job.created_unix_ms = self._now_ms()
         # The API validated its submits; commands produced straight to Kafka are checked here.
         pipeline = self._pipelines.get(job.pipeline)
-        missing = pipeline.missing_inputs(job.inputs) if pipeline is not None else []
-        if pipeline is None or missing:
-            reason = f"unknown pipeline {job.pipeline!r}" if pipeline is None else f"missing inputs {missing}"
+        reason = _submit_problem(job, pipeline)
+        if pipeline is None or reason:
+            if not re.match(TENANT_PATTERN, job.tenant):
+                job.tenant = ""  # no tenant's: a name like that makes no Redis key or metric label
             self._dead_letter(job, None, DLQ_INVALID_SUBMIT, reason, payload, effects)
             self._fail_job(job, reason, effects)
             return job
@@ -446,6 +459,7 @@ class JobMachine:
             error=error,
             outputs=outputs or {},
             time_unix_ms=self._now_ms(),
+            tenant=job.tenant,
         )
 
     def _now_ms(self) -> int:

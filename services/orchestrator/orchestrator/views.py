@@ -58,6 +58,7 @@ class StageView(BaseModel):
 class JobView(BaseModel):
     job_id: str
     pipeline: str
+    tenant: str = Field(description="the tenant the job belongs to: the one whose key submitted it")
     status: str = Field(description="queued | running | succeeded | failed | cancelled")
     created_unix_ms: int
     finished_unix_ms: int | None
@@ -66,6 +67,11 @@ class JobView(BaseModel):
     stages: dict[str, StageView]
     outputs: dict[str, Any]
     links: dict[str, str]
+
+
+class JobListView(BaseModel):
+    jobs: list[JobView] = Field(description="newest first; fewer than limit, even none, if there are more")
+    next_cursor: str | None = Field(description="the next page's `cursor`; null: there are no more jobs")
 
 
 class StageSummary(BaseModel):
@@ -186,6 +192,7 @@ def job_view(job: jobs_pb2.Job) -> JobView:
     return JobView(
         job_id=job.job_id,
         pipeline=job.pipeline,
+        tenant=job.tenant,
         status=jobs_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower(),
         created_unix_ms=job.created_unix_ms,
         finished_unix_ms=job.finished_unix_ms or None,

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from orchestrator_fakes import Clock, FakeConsumer, FakeProducer, FakeStore, MemoryArtifacts, OperationLog
+from orchestrator_fakes import (
+    Clock,
+    FakeConsumer,
+    FakeProducer,
+    FakeStore,
+    FakeTenants,
+    MemoryArtifacts,
+    OperationLog,
+)
 
 
 @pytest.fixture
@@ -29,6 +37,11 @@ def store(operations: OperationLog) -> FakeStore:
 @pytest.fixture
 def artifacts() -> MemoryArtifacts:
     return MemoryArtifacts()
+
+
+@pytest.fixture
+def tenants() -> FakeTenants:
+    return FakeTenants()
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
-"""In-memory stand-ins for the bus, the job store and the artifact store, plus the test pipelines (built on
-the orate.v1 model messages), so the orchestrator's logic is tested without a broker or Redis. (A module
-of its own rather than conftest.py: test modules import it, and `conftest` is a name every folder uses.)"""
+"""In-memory stand-ins for the bus, the job store, the tenants and the artifact store, plus the test
+pipelines (built on the orate.v1 model messages), so the orchestrator's logic is tested without a broker or
+Redis. (A module of its own rather than conftest.py: test modules import it, and `conftest` is a name every
+folder uses.)"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from orate.v1 import common_pb2, jobs_pb2
@@ -15,7 +16,16 @@ from shared.artifacts import ArtifactNotFound, ArtifactStore
 from shared.bus import BusError, Record
 from shared.events import TERMINAL_TYPES, from_cloudevent
 from shared.serving.deployments import DeploymentsFile, DeploymentSpec
-from shared.store import Heartbeat, StageAttempt, deadline_changes
+from shared.store import (
+    TERMINAL_JOB_STATUSES,
+    Heartbeat,
+    JobQuery,
+    StageAttempt,
+    deadline_changes,
+    decode_cursor,
+    encode_cursor,
+)
+from shared.tenants import QuotaExceeded
 
 SERVICES = {
     "tts": ("orate.v1.TtsGestureRequest", "orate.v1.TtsGestureResponse"),
@@ -220,6 +230,8 @@ class FakeStore:
         self.events: dict[str, list[bytes]] = {}
         self.timers: dict[str, int] = {}  # deadline timer member -> due unix ms, as the sorted set
         self.beats: dict[StageAttempt, Heartbeat] = {}
+        self.listed: dict[str, set[str]] = {}  # tenant -> index members `<created ms>:<job id>`
+        self.finished: list[str] = []  # job ids the writes took out of their tenants' active sets
         self.fail_next_put = False
 
     def ping(self) -> bool:
@@ -234,7 +246,7 @@ class FakeStore:
             del self.keys[key]
 
     def put_job(self, job: jobs_pb2.Job) -> None:
-        self.write([job], [])
+        self.write([job], [], new=[job.job_id])
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
         data = self.jobs.get(job_id)
@@ -274,13 +286,19 @@ class FakeStore:
     def deadlines(self) -> dict[StageAttempt, int]:
         return {StageAttempt.parse(member): at for member, at in self.timers.items()}
 
-    def write(self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]]) -> None:
+    def write(
+        self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]], new: Collection[str] = ()
+    ) -> None:
         if self.fail_next_put:
             self.fail_next_put = False
             raise ConnectionError("redis down")
         self.log.append("put_jobs")
         for job in jobs:
             self.jobs[job.job_id] = job.SerializeToString()
+            if job.tenant and job.job_id in new:
+                self.listed.setdefault(job.tenant, set()).add(f"{job.created_unix_ms:013d}:{job.job_id}")
+            if job.tenant and job.status in TERMINAL_JOB_STATUSES:
+                self.finished.append(job.job_id)
         # As the real store: in the same write, a timer already there keeps its time (ZADD NX).
         due, dropped = deadline_changes(jobs)
         for member, at in due.items():
@@ -291,11 +309,61 @@ class FakeStore:
         for job_id, data in events:
             self.events.setdefault(job_id, []).append(data)
 
+    def list_jobs(self, tenant: str, query: JobQuery) -> tuple[list[jobs_pb2.Job], str]:
+        """As the real store, without its scan budget: every matching job below the cursor, a page of them."""
+        below = decode_cursor(query.cursor) if query.cursor else None
+        after, before = query.created_after_unix_ms, query.created_before_unix_ms
+        matching = []
+        for member in sorted(self.listed.get(tenant, ()), reverse=True):
+            created, job_id = int(member[:13]), member[14:]
+            job = self.get_job(job_id)
+            if (
+                (below is None or member < below)
+                and (after is None or created >= after)
+                and (before is None or created < before)
+                and job is not None
+                and query.matches(job)
+            ):
+                matching.append((member, job))
+        page = matching[: query.limit]
+        more = len(matching) > query.limit
+        return [job for _, job in page], encode_cursor(page[-1][0]) if more else ""
+
     async def follow_events(self, job_id: str, timeout_s: float) -> AsyncIterator[bytes]:
         for data in self.events.get(job_id, []):
             yield data
             if from_cloudevent(data)["type"] in TERMINAL_TYPES:
                 return
+
+
+class FakeTenants:
+    """API keys (whole key -> tenant) and the concurrent-jobs quota, as shared.tenants.Tenants keeps them."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+        self.active: dict[str, set[str]] = {}
+        self.concurrent_jobs = 1000
+        self.admitted: list[tuple[str, str, int]] = []  # (tenant, job id, upload bytes)
+        self.released: list[tuple[str, str, int]] = []
+
+    def key_for(self, tenant: str) -> str:
+        key = f"ork_{len(self.keys):016x}_{tenant}"
+        self.keys[key] = tenant
+        return key
+
+    def authenticate(self, token: str) -> str | None:
+        return self.keys.get(token)
+
+    def admit(self, tenant: str, job_id: str, upload_bytes: int, now: float | None = None) -> None:
+        active = self.active.setdefault(tenant, set())
+        if len(active) >= self.concurrent_jobs:
+            raise QuotaExceeded(tenant, "concurrent_jobs", self.concurrent_jobs, 1)
+        active.add(job_id)
+        self.admitted.append((tenant, job_id, upload_bytes))
+
+    def release(self, tenant: str, job_id: str, upload_bytes: int, now: float) -> None:
+        self.active[tenant].discard(job_id)
+        self.released.append((tenant, job_id, upload_bytes))
 
 
 class MemoryArtifacts(ArtifactStore):

@@ -1,4 +1,5 @@
-"""The REST API against in-memory bus and store: validation errors, idempotency, multipart, reading jobs."""
+"""The REST API against in-memory bus, store and tenants: validation errors, idempotency, multipart, reading
+jobs, API keys, tenant isolation, quotas and the job listing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ from orate.v1 import common_pb2, jobs_pb2
 from orchestrator.api import create_app
 from orchestrator.jobs import JobService
 from orchestrator.settings import ApiSettings
-from orchestrator_fakes import TALK, TRANSCRIBE, FakeProducer, FakeStore, MemoryArtifacts, make_pipelines
+from orchestrator_fakes import (
+    TALK,
+    TRANSCRIBE,
+    Clock,
+    FakeProducer,
+    FakeStore,
+    FakeTenants,
+    MemoryArtifacts,
+    make_pipelines,
+)
 
 from shared import events
 from shared.bus import Topics
@@ -36,21 +46,48 @@ def media(data: bytes, media_type: str = "audio/wav") -> dict[str, str]:
 
 
 class Api:
-    def __init__(self, producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts) -> None:
-        self.producer, self.store, self.artifacts = producer, store, artifacts
+    """The app in keys mode (or open), and `client`, which sends the key of tenant acme."""
+
+    def __init__(
+        self,
+        producer: FakeProducer,
+        store: FakeStore,
+        artifacts: MemoryArtifacts,
+        tenants: FakeTenants,
+        clock: Clock,
+        auth: str = "keys",
+    ) -> None:
+        self.producer, self.store, self.artifacts, self.tenants, self.clock = (
+            producer,
+            store,
+            artifacts,
+            tenants,
+            clock,
+        )
         self.ready = {"redis": True, "broker": True}
-        settings = ApiSettings(max_body_bytes=MAX_BODY, events_idle_timeout_s=1)
-        service = JobService(make_pipelines(TRANSCRIBE, TALK), store, producer, artifacts, TOPICS, settings)
+        settings = ApiSettings(max_body_bytes=MAX_BODY, events_idle_timeout_s=1, auth=auth)
+        pipelines = make_pipelines(TRANSCRIBE, TALK)
+        service = JobService(pipelines, store, producer, artifacts, TOPICS, settings, tenants, clock)
         checks = {name: (lambda name=name: self.ready[name]) for name in self.ready}
-        self.client = TestClient(create_app(service, settings, checks))
+        self.app = create_app(service, settings, checks)
+        self.client = self.client_for("acme")
+
+    def client_for(self, tenant: str) -> TestClient:
+        return TestClient(self.app, headers={"Authorization": f"Bearer {self.tenants.key_for(tenant)}"})
 
     def submitted(self) -> list[jobs_pb2.JobCommand]:
         return [jobs_pb2.JobCommand.FromString(r.value) for r in self.producer.sent if r.topic == TOPICS.jobs]
 
 
 @pytest.fixture
-def api(producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts) -> Api:
-    return Api(producer, store, artifacts)
+def api(
+    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts, tenants: FakeTenants, clock: Clock
+) -> Api:
+    return Api(producer, store, artifacts, tenants, clock)
+
+
+def keyed(tenants: FakeTenants, app) -> TestClient:
+    return TestClient(app, headers={"X-API-Key": tenants.key_for("acme")})
 
 
 def error_of(response) -> dict[str, str]:
@@ -72,6 +109,8 @@ def test_json_submit_queues_the_job_and_answers_202(api: Api) -> None:
     (command,) = api.submitted()
     assert command.submit.job.job_id == job["job_id"]
     assert command.submit.job.status == jobs_pb2.JOB_STATUS_QUEUED
+    assert command.submit.job.tenant == job["tenant"] == "acme"
+    assert api.tenants.admitted == [("acme", job["job_id"], len(wav()))]  # uploads count to bytes per day
     assert api.store.get_job(job["job_id"]) == command.submit.job
     assert api.client.get(link["url"]).content == wav()
 
@@ -203,7 +242,7 @@ def test_idempotency_key_returns_the_same_job(api: Api) -> None:
 
 
 def test_a_submit_whose_key_is_still_claimed_is_409_with_retry_after(api: Api) -> None:
-    api.store.keys["k"] = "first-job"  # claimed by a submit that has not stored its job yet
+    api.store.keys["acme:k"] = "first-job"  # claimed by a submit that has not stored its job yet
     response = api.client.post(
         "/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}, headers={"Idempotency-Key": "k"}
     )
@@ -221,7 +260,7 @@ def test_broker_unavailable_is_503_and_frees_the_idempotency_key(api: Api) -> No
     assert response.headers["retry-after"] == "5"
     retry = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"})
     assert retry.status_code == 202
-    assert retry.json()["job_id"] == api.store.keys["k"]
+    assert retry.json()["job_id"] == api.store.keys["acme:k"]
 
 
 def test_get_job_shows_stage_timings_outputs_and_artifact_links(api: Api) -> None:
@@ -267,7 +306,7 @@ def test_unexpected_errors_are_500_error_bodies(api: Api, monkeypatch: pytest.Mo
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(api.store, "get_job", broken)
-    client = TestClient(api.client.app, raise_server_exceptions=False)
+    client = TestClient(api.app, raise_server_exceptions=False, headers=api.client.headers)
     response = client.get("/v1/jobs/some-id")
     assert response.status_code == 500
     assert error_of(response)["code"] == "internal"
@@ -287,7 +326,8 @@ def test_unknown_job_is_404_everywhere(api: Api) -> None:
 
 METHOD_NOT_ALLOWED = {
     "DELETE a job": ("DELETE", "/v1/jobs/x", "GET"),
-    "GET the submit": ("GET", "/v1/jobs", "POST"),
+    # Two routes share the template: Allow names the methods of both.
+    "DELETE the jobs": ("DELETE", "/v1/jobs", "GET, POST"),
     "PUT a cancel": ("PUT", "/v1/jobs/x:cancel", "POST"),
     "GET the cancel alias": ("GET", "/v1/jobs/x/cancel", "POST"),
     "POST the pipelines": ("POST", "/v1/pipelines", "GET"),
@@ -360,7 +400,7 @@ def test_openapi_document_describes_bodies_headers_and_statuses(api: Api) -> Non
     paths = document["paths"]
     submit = paths["/v1/jobs"]["post"]
     assert submit["responses"]["202"]["headers"]["Location"]["required"] is True
-    assert set(submit["responses"]) == {"202", "400", "404", "409", "413", "415", "422", "503"}
+    assert set(submit["responses"]) == {"202", "400", "401", "404", "409", "413", "415", "422", "429", "503"}
     variants = {
         v["title"]: v for v in submit["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     }
@@ -380,7 +420,7 @@ def test_openapi_document_describes_bodies_headers_and_statuses(api: Api) -> Non
     request_part = {v["title"]: v for v in multipart["schema"]["properties"]["request"]["oneOf"]}
     assert "required" not in request_part["transcribe"]["properties"]["inputs"]  # audio may be a file part
     # What each operation answers, and nothing FastAPI adds on its own (a 422 for every path parameter).
-    assert set(paths["/v1/jobs/{job_id}"]["get"]["responses"]) == {"200", "404", "503"}
+    assert set(paths["/v1/jobs/{job_id}"]["get"]["responses"]) == {"200", "401", "404", "503"}
     assert "HTTPValidationError" not in json.dumps(document)
     events = paths["/v1/jobs/{job_id}/events"]["get"]["responses"]
     assert set(events["200"]["content"]) == {"text/event-stream"}
@@ -396,7 +436,7 @@ def test_openapi_document_describes_bodies_headers_and_statuses(api: Api) -> Non
         for operation in path_item.values()
         if "503" in operation["responses"] and path != "/readyz"
     ]
-    assert len(unavailable) == 6
+    assert len(unavailable) == 8
     for response in unavailable:
         assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
         assert response["headers"]["Retry-After"]["required"] is True
@@ -435,13 +475,13 @@ class BlockedModels:
 
 
 def test_direct_model_call_timeouts_must_be_finite_and_bounded(
-    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
+    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts, tenants: FakeTenants
 ) -> None:
     settings = ApiSettings()
-    service = JobService(make_pipelines(TALK), store, producer, artifacts, TOPICS, settings)
+    service = JobService(make_pipelines(TALK), store, producer, artifacts, TOPICS, settings, tenants)
     models = BlockedModels()
     models.release.set()
-    client = TestClient(create_app(service, settings, {}, models))
+    client = keyed(tenants, create_app(service, settings, {}, models))
     for timeout_s in ["0", "-1", "601", "nan", "inf"]:
         response = client.post(f"/v1/models/m:predict?timeout_s={timeout_s}", json={})
         assert response.status_code == 422, timeout_s
@@ -450,14 +490,14 @@ def test_direct_model_call_timeouts_must_be_finite_and_bounded(
 
 
 def test_slow_direct_model_calls_leave_the_job_endpoints_answering(
-    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts
+    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts, tenants: FakeTenants
 ) -> None:
     settings = ApiSettings(direct_calls_in_flight=8)
-    service = JobService(make_pipelines(TALK), store, producer, artifacts, TOPICS, settings)
+    service = JobService(make_pipelines(TALK), store, producer, artifacts, TOPICS, settings, tenants)
     models = BlockedModels()
     calls = 48  # more than the 40 threads the job endpoints share
     with (
-        TestClient(create_app(service, settings, {}, models)) as client,
+        keyed(tenants, create_app(service, settings, {}, models)) as client,
         ThreadPoolExecutor(calls + 1) as pool,
     ):
         job_id = client.post("/v1/jobs", json={"pipeline": "talk", "inputs": {"text": "hi"}}).json()["job_id"]
@@ -472,3 +512,212 @@ def test_slow_direct_model_calls_leave_the_job_endpoints_answering(
         finally:
             models.release.set()
         assert [p.result(timeout=30).json() for p in predictions] == [{"service": "m"}] * calls
+
+
+# ---- API keys, tenants, quotas, listing --------------------------------------------------------------
+
+V1_OPERATIONS = [
+    ("POST", "/v1/jobs"),
+    ("GET", "/v1/jobs"),
+    ("GET", "/v1/jobs/some-id"),
+    ("GET", "/v1/jobs/some-id/events"),
+    ("POST", "/v1/jobs/some-id:cancel"),
+    ("POST", "/v1/jobs/some-id/cancel"),
+    ("GET", "/v1/jobs/some-id/artifacts/_inputs/audio"),
+    ("GET", "/v1/pipelines"),
+]
+
+
+def test_every_v1_operation_needs_a_valid_key(api: Api) -> None:
+    anonymous = TestClient(api.app)
+    unknown = TestClient(api.app, headers={"Authorization": "Bearer ork_0123456789abcdef_" + "x" * 43})
+    basic = TestClient(api.app, headers={"Authorization": "Basic YWNtZTpzZWNyZXQ="})
+    for method, path in V1_OPERATIONS:
+        response = anonymous.request(method, path, json={"pipeline": "talk", "inputs": {"text": "hi"}})
+        assert response.status_code == 401, (method, path)
+        assert error_of(response)["code"] == "unauthenticated"
+        assert response.headers["www-authenticate"] == 'Bearer realm="orate"'
+        for client in (unknown, basic):
+            refused = client.request(method, path)
+            assert refused.status_code == 401, (method, path)
+            assert refused.headers["www-authenticate"] == 'Bearer realm="orate", error="invalid_token"'
+    assert api.submitted() == [] and api.tenants.admitted == []
+    # Probes and metrics stay open.
+    assert anonymous.get("/healthz").status_code == anonymous.get("/readyz").status_code == 200
+
+
+def test_a_key_works_in_x_api_key_too_and_a_removed_key_stops_working(api: Api) -> None:
+    key = api.tenants.key_for("acme")
+    client = TestClient(api.app, headers={"X-API-Key": key})
+    assert client.get("/v1/pipelines").status_code == 200
+    del api.tenants.keys[key]  # what revocation does to the lookup
+    assert client.get("/v1/pipelines").status_code == 401
+
+
+def test_open_mode_acts_as_dev_without_a_key_but_refuses_a_bad_one(
+    producer: FakeProducer, store: FakeStore, artifacts: MemoryArtifacts, tenants: FakeTenants, clock: Clock
+) -> None:
+    api = Api(producer, store, artifacts, tenants, clock, auth="open")
+    anonymous = TestClient(api.app)
+    body = {"pipeline": "talk", "inputs": {"text": "hi"}}
+    job = anonymous.post("/v1/jobs", json=body).json()
+    assert job["tenant"] == "dev"
+    assert api.client.post("/v1/jobs", json=body).json()["tenant"] == "acme"
+    assert api.client.get(f"/v1/jobs/{job['job_id']}").status_code == 404  # a key is its own tenant
+    bad = TestClient(api.app, headers={"Authorization": "Bearer nonsense"})
+    assert bad.get("/v1/pipelines").status_code == 401
+    security = api.client.get("/openapi.json").json()["paths"]["/v1/jobs"]["get"]["security"]
+    assert {} in security  # the document says a key is optional
+
+
+def test_another_tenants_job_is_404_everywhere_as_a_job_that_does_not_exist(api: Api) -> None:
+    job = api.client.post(
+        "/v1/jobs", json={"pipeline": "transcribe", "inputs": {"audio": media(wav())}}
+    ).json()
+    job_id = job["job_id"]
+    api.store.write(
+        [], [(job_id, events.to_cloudevent(jobs_pb2.JobEvent(job_id=job_id, type="orate.job.accepted")))]
+    )
+    commands = len(api.submitted())
+    other = api.client_for("globex")
+    for method, path in [
+        ("GET", "/v1/jobs/{id}"),
+        ("GET", "/v1/jobs/{id}/events"),
+        ("POST", "/v1/jobs/{id}:cancel"),
+        ("POST", "/v1/jobs/{id}/cancel"),
+        ("GET", "/v1/jobs/{id}/artifacts/_inputs/audio"),
+    ]:
+        theirs = other.request(method, path.format(id=job_id))
+        nobodys = other.request(method, path.format(id="f" * 32))
+        assert theirs.status_code == nobodys.status_code == 404, path
+        assert error_of(theirs) == {"code": "not_found", "message": f"no job {job_id!r}"}
+        assert error_of(nobodys)["code"] == "not_found"
+    assert len(api.submitted()) == commands  # no cancel went out
+    assert other.get("/v1/jobs").json() == {"jobs": [], "next_cursor": None}
+    # The owner still reads, follows and downloads it.
+    assert api.client.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert api.client.get(f"/v1/jobs/{job_id}/artifacts/_inputs/audio").content == wav()
+
+
+def test_idempotency_keys_are_per_tenant_and_a_replay_is_not_charged(api: Api) -> None:
+    body = {"pipeline": "talk", "inputs": {"text": "hi"}}
+    first = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"}).json()
+    replay = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"}).json()
+    theirs = api.client_for("globex").post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"}).json()
+    assert first["job_id"] == replay["job_id"] != theirs["job_id"]
+    assert theirs["tenant"] == "globex"
+    assert [tenant for tenant, _, _ in api.tenants.admitted] == ["acme", "globex"]
+
+
+def test_quota_excess_is_429_with_retry_after_and_queues_nothing(api: Api) -> None:
+    api.tenants.concurrent_jobs = 1
+    body = {"pipeline": "talk", "inputs": {"text": "hi"}}
+    assert api.client.post("/v1/jobs", json=body).status_code == 202
+    refused = api.client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "later"})
+    assert refused.status_code == 429
+    assert error_of(refused)["code"] == "quota_exceeded"
+    assert "concurrent jobs" in error_of(refused)["message"]
+    assert refused.headers["retry-after"] == "1"
+    assert len(api.submitted()) == 1
+    assert "acme:later" not in api.store.keys  # the retry may use the same key
+    assert api.client_for("globex").post("/v1/jobs", json=body).status_code == 202  # quotas are per tenant
+    text = api.client.get("/metrics").text
+    assert 'orate_tenant_quota_rejections_total{quota="concurrent_jobs",tenant="acme"}' in text
+    assert 'orate_tenant_jobs_submitted_total{pipeline="talk",tenant="globex"}' in text
+
+
+def test_a_submit_the_broker_does_not_take_is_refunded(api: Api) -> None:
+    api.producer.fail_next_flush = True
+    response = api.client.post("/v1/jobs", json={"pipeline": "transcribe", "inputs": {"audio": media(wav())}})
+    assert response.status_code == 503
+    ((tenant, job_id, size),) = api.tenants.released
+    assert (tenant, size) == ("acme", len(wav())) and api.tenants.admitted[0][1] == job_id
+    assert api.tenants.active["acme"] == set()
+
+
+def submit_at(api: Api, client: TestClient, unix_s: float, pipeline: str = "talk") -> dict:
+    api.clock.now = unix_s
+    inputs = {"text": "hi"} if pipeline == "talk" else {"audio": media(wav())}
+    response = client.post("/v1/jobs", json={"pipeline": pipeline, "inputs": inputs})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_jobs_are_listed_newest_first_a_page_at_a_time_with_filters(api: Api) -> None:
+    mine = [submit_at(api, api.client, 1000 + i, "talk" if i % 2 else "transcribe") for i in range(5)]
+    submit_at(api, api.client_for("globex"), 1003)
+    newest_first = [job["job_id"] for job in reversed(mine)]
+
+    pages, cursor = [], None
+    while True:
+        page = api.client.get(
+            "/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        pages.append([job["job_id"] for job in page["jobs"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [newest_first[:2], newest_first[2:4], newest_first[4:]]
+
+    talk = api.client.get("/v1/jobs", params={"pipeline": "talk"}).json()["jobs"]
+    assert [job["job_id"] for job in talk] == [mine[3]["job_id"], mine[1]["job_id"]]
+    window = api.client.get("/v1/jobs", params={"created_after": 1_001_000, "created_before": 1_003_000})
+    assert [job["job_id"] for job in window.json()["jobs"]] == [mine[2]["job_id"], mine[1]["job_id"]]
+    stored = api.store.get_job(mine[0]["job_id"])
+    stored.status = jobs_pb2.JOB_STATUS_SUCCEEDED
+    api.store.write([stored], [])
+    done = api.client.get("/v1/jobs", params=[("status", "succeeded"), ("status", "failed")]).json()
+    assert [job["job_id"] for job in done["jobs"]] == [mine[0]["job_id"]]
+    assert done["jobs"][0]["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 101}, {"status": "done"}, {"created_after": -1}, {"cursor": "bm90IGEgY3Vyc29y"}],
+    ids=["limit 0", "limit 101", "unknown status", "negative time", "not a cursor"],
+)
+def test_bad_list_parameters_are_422(api: Api, params: dict) -> None:
+    response = api.client.get("/v1/jobs", params=params)
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "invalid_request"
+
+
+def test_openapi_document_describes_keys_401_429_and_the_listing(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"] == {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "ork_<key id>_<secret>",
+            "description": "an API key (`orate keys create`), which names the caller's tenant",
+        },
+        "apiKey": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "the same API key in a header of its own (Authorization wins when both are sent)",
+        },
+    }
+    for path, path_item in document["paths"].items():
+        for method, operation in path_item.items():
+            if not path.startswith("/v1/"):
+                assert "security" not in operation and "401" not in operation["responses"], path
+                continue
+            assert operation["security"] == [{"bearer": []}, {"apiKey": []}], (method, path)
+            challenge = operation["responses"]["401"]["headers"]["WWW-Authenticate"]
+            assert challenge["required"] is True, (method, path)
+            assert ("429" in operation["responses"]) == (method == "post" and path == "/v1/jobs")
+    listing = document["paths"]["/v1/jobs"]["get"]
+    assert set(listing["responses"]) == {"200", "401", "422", "503"}
+    parameters = {p["name"]: p for p in listing["parameters"]}
+    assert set(parameters) == {"status", "pipeline", "created_after", "created_before", "limit", "cursor"}
+    assert parameters["limit"]["schema"] == {
+        "type": "integer",
+        "maximum": 100,
+        "minimum": 1,
+        "default": 20,
+        "description": "at most this many jobs",
+        "title": "Limit",
+    }
+    retry_after = document["paths"]["/v1/jobs"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+    assert retry_after["required"] is True

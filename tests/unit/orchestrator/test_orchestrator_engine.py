@@ -28,6 +28,7 @@ from shared.store import Heartbeat, StageAttempt
 
 TOPICS = Topics("t")
 JOB = "job-1"
+TENANT = "acme"
 
 
 def outputs_of(stage: str, response: Message) -> dict[str, common_pb2.Value]:
@@ -53,8 +54,12 @@ STAGE_RESPONSES = {
 ENGINE_SETTINGS = EngineSettings(start_to_close_grace_s=5, deadline_resend_s=5)
 
 
-def submit(pipeline: str = "talk", job_id: str = JOB, **inputs: object) -> jobs_pb2.JobCommand:
-    job = jobs_pb2.Job(job_id=job_id, pipeline=pipeline, status=jobs_pb2.JOB_STATUS_QUEUED, created_unix_ms=1)
+def submit(
+    pipeline: str = "talk", job_id: str = JOB, tenant: str = TENANT, **inputs: object
+) -> jobs_pb2.JobCommand:
+    job = jobs_pb2.Job(
+        job_id=job_id, pipeline=pipeline, status=jobs_pb2.JOB_STATUS_QUEUED, created_unix_ms=1, tenant=tenant
+    )
     for name, value in ({"text": "hello"} | inputs).items():
         if value is not None:
             job.inputs[name].CopyFrom(codec.to_value(value))
@@ -375,6 +380,52 @@ def test_job_stored_by_the_api_as_queued_is_started(harness: Harness) -> None:
     harness.store.put_job(submit().submit.job)
     assert harness.step(submit()) == ["work:speak#1", "job.accepted", "stage.started:speak#1"]
     assert harness.job().status == jobs_pb2.JOB_STATUS_RUNNING
+
+
+# ---- tenants ----------------------------------------------------------------------------------------
+
+
+def test_events_carry_the_jobs_tenant_as_a_cloudevents_extension(harness: Harness) -> None:
+    harness.step(submit())
+    harness.step(ok("speak"), ok("animate"))
+    envelopes = [from_cloudevent(r.value) for r in harness.last if r.topic == TOPICS.events]
+    assert envelopes and {(e["tenant"], e["data"]["tenant"]) for e in envelopes} == {(TENANT, TENANT)}
+    assert harness.job().tenant == TENANT
+
+
+def test_a_finished_job_leaves_its_tenants_active_set_in_its_final_write(harness: Harness) -> None:
+    harness.step(submit())
+    harness.step(ok("speak"))
+    assert harness.store.finished == []
+    harness.step(ok("animate"))
+    assert harness.store.finished == [JOB]
+    harness.step(ok("animate"))  # a duplicate changes nothing, so nothing is written again
+    assert harness.store.finished == [JOB]
+
+
+def test_a_job_submitted_straight_to_kafka_is_listed_once_and_one_from_the_api_is_not_relisted(
+    harness: Harness,
+) -> None:
+    harness.step(submit())  # not stored before: the engine's write lists it
+    assert harness.store.listed == {TENANT: {f"{1:013d}:{JOB}"}}
+    harness.store.listed.clear()
+    harness.step(ok("speak"))
+    assert harness.store.listed == {}
+    api_job = submit(job_id="job-2").submit.job
+    harness.store.put_job(api_job)  # the API lists it
+    harness.store.listed.clear()
+    harness.consumer.feed(TOPICS.jobs, "job-2", submit(job_id="job-2").SerializeToString())
+    harness.engine.run_once()
+    assert harness.store.listed == {}
+
+
+@pytest.mark.parametrize("tenant", ["", "Not A Tenant"], ids=["none", "invalid"])
+def test_a_submit_without_a_valid_tenant_is_dead_lettered(harness: Harness, tenant: str) -> None:
+    assert harness.step(submit(tenant=tenant)) == ["dlq:", "job.failed"]
+    (letter,) = [jobs_pb2.DeadLetter.FromString(r.value) for r in harness.last if r.topic == TOPICS.dlq]
+    assert "names no valid tenant" in letter.reason
+    assert harness.job().status == jobs_pb2.JOB_STATUS_FAILED
+    assert harness.store.listed == {}  # nobody's to list
 
 
 # ---- deadlines --------------------------------------------------------------------------------------

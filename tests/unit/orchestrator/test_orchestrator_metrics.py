@@ -1,4 +1,5 @@
-"""Consumer lag is refreshed on a thread of its own while the consumer loop runs, and only then."""
+"""Consumer lag is refreshed on a thread of its own while the consumer loop runs, and only then; per-tenant
+labels stay bounded."""
 
 from __future__ import annotations
 
@@ -38,3 +39,16 @@ def test_lag_is_refreshed_on_a_thread_until_the_loop_ends() -> None:
     time.sleep(0.05)
     assert consumer.calls == calls  # stopped with the loop
     assert gauge("g-lag", "t.jobs", 0) == 3  # the failed refresh in between did not stop the thread
+
+
+def test_tenant_labels_name_the_first_tenants_and_pool_the_rest() -> None:
+    labels = metrics.TenantLabels(limit=2)
+    assert [labels(t) for t in ["acme", "globex", "acme", "initech", "umbrella", "globex"]] == [
+        "acme",
+        "globex",
+        "acme",
+        "_other",
+        "_other",
+        "globex",
+    ]
+    assert metrics.TenantLabels(limit=0)("acme") == "_other"
