@@ -82,7 +82,8 @@ lint: install
 # Benchmarks print tables and write loadtests/results/<name>.json; they never fail on speed.
 bench: install
 	$(PY) loadtests/spine_overhead.py
-	$(PY) loadtests/broker_growth.py
+	$(PY) loadtests/broker_choice.py
+	$(PY) loadtests/soak.py --minutes 30
 	$(PY) loadtests/data_throughput.py
 	$(PY) loadtests/face_vqvae_bench.py --threads 1
 	$(PY) loadtests/asr_sactc_bench.py

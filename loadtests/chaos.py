@@ -59,7 +59,7 @@ class EventLog:
     """Every CloudEvent on the events topic, read by a consumer group of its own from the beginning."""
 
     def __init__(self, urls: StackUrls, topic: str) -> None:
-        settings = urls.kafka_settings(session_timeout_ms=6000, heartbeat_interval_ms=1000)
+        settings = urls.kafka_settings()
         self._consumer = Consumer(settings, f"chaos-{uuid.uuid4().hex[:8]}", [topic], "chaos")
         self.seen: list[dict] = []
         self.last_arrival = time.monotonic()

@@ -45,6 +45,7 @@ from shared.serving import ray_driver
 from shared.serving.clients import model_client
 from shared.serving.deployments import load_deployments
 from shared.settings import KafkaSettings
+from shared.stack.components import BROKER_IDLE_FETCH_INTERVAL_MS
 from shared.stack.config import StackConfig, free_stack_ports
 from shared.stack.control import StackUrls, running_stack
 from shared.store import JobStore
@@ -69,8 +70,8 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 
 def drift(values_ms: list[float]) -> dict[str, float]:
-    """p50 over the first and the last quarter of the run (values in send order): tansu slows down as its
-    partitions fill up (loadtests/broker_growth.py), so a rate can hold for seconds and not for minutes."""
+    """p50 over the first and the last quarter of the run (values in send order): a rate that holds for
+    seconds may not hold for minutes (the old embedded broker, tansu, slowed as its partitions filled)."""
     quarter = max(len(values_ms) // 4, 1)
     first, last = percentiles(values_ms[:quarter]), percentiles(values_ms[-quarter:])
     return {"first_quarter_p50_ms": first["p50_ms"], "last_quarter_p50_ms": last["p50_ms"]}
@@ -243,8 +244,8 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
         bootstrap_servers=bootstrap,
         topic_prefix=prefix,
         partitions=PARTITIONS,
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=500,
+        # The relays pause idle partitions as the stack's consumers do on the embedded broker.
+        idle_fetch_interval_ms=BROKER_IDLE_FETCH_INTERVAL_MS,
     )
     t = {name: f"{prefix}.{name}" for name in ("jobs", "work_a", "work_b", "events")}
     ensure_topics(settings, list(t.values()))
@@ -316,7 +317,7 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
 
 
 def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dict:
-    settings = urls.kafka_settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+    settings = urls.kafka_settings()
     arrivals = Arrivals(settings, Topics(settings.topic_prefix).events, completed_only=True)
     submitter = Submitter(urls.api_url)
     body = json.dumps({"pipeline": "fixture-noop", "inputs": {"tag": "bench"}}).encode()
@@ -418,7 +419,7 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "python_loop_10m_additions_s": single_core_seconds(),
         "python": platform.python_version(),
-        "broker": "tansu 0.6.0 (memory)",
+        "broker": "noida-db 0.2.3",
         "kafka_client": "confluent-kafka (librdkafka)",
     }
 
@@ -449,8 +450,7 @@ def bench_stack_config() -> StackConfig:
 def measure_rate(rate: float, duration_s: float) -> dict:
     # The VM's speed drifts (the loop took 0.24-0.40 s within one session), so each run records it.
     speed = single_core_seconds()
-    # A fresh stack per run, as the raw floor gets fresh topics: tansu's memory storage slows down as
-    # records accumulate, which would penalise whichever run comes last.
+    # A fresh stack per run, as the raw floor gets fresh topics: no run inherits an earlier one's records.
     with running_stack(bench_stack_config(), timeout_s=300) as urls:
         row = {
             "rate_jobs_per_s": rate,

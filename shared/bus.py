@@ -8,9 +8,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_END, OFFSET_INVALID, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Consumer as _KafkaConsumer
 from confluent_kafka import Producer as _KafkaProducer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -79,22 +80,32 @@ def _log_client_error(error: KafkaError) -> None:
     log.warning("kafka client error: %s", error)
 
 
-def _log_commit_failure(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-    # Reports asynchronous commits; a failed one is harmless (the records are replayed) but worth seeing.
-    if error is not None and error.code() != KafkaError._NO_OFFSET:
-        log.warning("offset commit failed (records will be replayed): %s", error)
+def _log_delete_failure(tp: TopicPartition, done: Future) -> None:
+    # Harmless: the next round deletes below a later committed offset, retention meanwhile.
+    if done.exception() is not None:
+        log.warning("records of %s/%d not deleted: %s", tp.topic, tp.partition, done.exception())
 
 
-def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float = 10.0) -> None:
-    """Create the topics with settings.partitions partitions; existing topics are left alone."""
+def ensure_topics(
+    settings: KafkaSettings,
+    topics: list[str],
+    timeout_s: float = 10.0,
+    *,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Create the topics with settings.partitions partitions and the given topic configs (e.g.
+    retention.ms); existing topics are left alone."""
     if not topics:
         return
     admin = AdminClient(
         {"bootstrap.servers": settings.bootstrap_servers, "error_cb": _log_client_error, "logger": log}
     )
-    # Replication factor -1 takes the broker's default, which is right for tansu and for real Kafka.
+    # Replication factor -1 takes the broker's default, which is right for noida-db and for real Kafka.
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=settings.partitions) for name in dict.fromkeys(topics)],
+        [
+            NewTopic(name, num_partitions=settings.partitions, config=dict(configs or {}))
+            for name in dict.fromkeys(topics)
+        ],
         operation_timeout=timeout_s,
         request_timeout=timeout_s,
     )
@@ -111,10 +122,9 @@ def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float =
         raise BusError("could not create topics: " + "; ".join(failures))
 
 
-def end_offsets(settings: KafkaSettings, timeout_s: float = 5.0) -> dict[tuple[str, int], int]:
-    """(topic, partition) -> end offset of every partition of the topics under settings.topic_prefix.
-    On tansu 0.6 the end offset is the last batch's base offset + 1: at least the number of batches the
-    partition holds, and those are what slow it down."""
+def watermarks(settings: KafkaSettings, timeout_s: float = 5.0) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (first offset held, end offset) of every partition of the topics under
+    settings.topic_prefix; the difference is the number of records the partition holds."""
     consumer = _KafkaConsumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -130,8 +140,8 @@ def end_offsets(settings: KafkaSettings, timeout_s: float = 5.0) -> dict[tuple[s
             if not name.startswith(f"{settings.topic_prefix}."):
                 continue
             for partition in topic.partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=timeout_s)
-                offsets[(name, partition)] = high
+                tp = TopicPartition(name, partition)
+                offsets[(name, partition)] = consumer.get_watermark_offsets(tp, timeout=timeout_s)
         return offsets
     except KafkaException as exc:
         raise BusError(f"cannot read end offsets: {exc.args[0].str()}") from exc
@@ -277,20 +287,71 @@ class Consumer:
                 "heartbeat.interval.ms": settings.heartbeat_interval_ms,
                 "error_cb": _log_client_error,
                 "logger": log,
-                "on_commit": _log_commit_failure,
+                "on_commit": self._on_commit,
             }
         )
+        # With settings.delete_committed: (topic, partition) -> offset the broker confirmed committed,
+        # below which the records are deleted at the next round (every settings.delete_interval_s).
+        self._admin = (
+            AdminClient({"bootstrap.servers": settings.bootstrap_servers, "error_cb": _log_client_error})
+            if settings.delete_committed
+            else None
+        )
+        self._deletable: dict[tuple[str, int], int] = {}
+        self._deleted_at = time.monotonic()
         # (topic, partition) -> next offset to commit (last processed + 1), not yet committed.
         self._pending: dict[tuple[str, int], int] = {}
         self._uncommitted = 0
         self._last_commit = time.monotonic()
         self._closed = False
-        self._consumer.subscribe(topics, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        # Idle pausing (_first_message): the paused partitions with their end offsets when paused, and
+        # when to look for new records in them next (time.monotonic()).
+        self._paused: dict[tuple[str, int], int] = {}
+        self._check_at = 0.0
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # A failed commit is harmless (the records are replayed) but worth seeing.
+        if error is not None:
+            if error.code() != KafkaError._NO_OFFSET:
+                log.warning("offset commit failed (records will be replayed): %s", error)
+            return
+        self._note_committed(partitions)
+
+    def _note_committed(self, partitions: list[TopicPartition]) -> None:
+        if self._admin is not None:
+            for tp in partitions:
+                if tp.error is None and tp.offset >= 0:
+                    key = (tp.topic, tp.partition)
+                    self._deletable[key] = max(tp.offset, self._deletable.get(key, 0))
+
+    def _delete_committed(self) -> None:
+        """Delete the records below the committed offsets (what the group will never read again), so the
+        broker holds the backlog rather than every record of its retention window."""
+        if self._admin is None or not self._deletable:
+            return
+        if time.monotonic() - self._deleted_at < self._settings.delete_interval_s:
+            return
+        offsets, self._deletable = self._deletable, {}
+        self._deleted_at = time.monotonic()
+        requests = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+        ]
+        for tp, future in self._admin.delete_records(requests, request_timeout=10.0).items():
+            future.add_done_callback(lambda done, tp=tp: _log_delete_failure(tp, done))
+
+    def _on_assign(self, consumer: _KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        # Resume (and so fetch) the new partitions on the next poll: one may keep an earlier pause.
+        self._paused = {(tp.topic, tp.partition): -1 for tp in partitions}
+        self._check_at = 0.0
 
     def _on_revoke(self, consumer: _KafkaConsumer, partitions: list[TopicPartition]) -> None:
         # Hand the partitions over with everything processed so far committed, so the next owner
         # replays as little as possible.
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._paused = {tp: end for tp, end in self._paused.items() if tp not in revoked}
         offsets = {tp: offset for tp, offset in self._pending.items() if tp in revoked}
         for tp in revoked:
             self._pending.pop(tp, None)
@@ -301,13 +362,15 @@ class Consumer:
         # Another member owns them already; committing would be rejected.
         for tp in partitions:
             self._pending.pop((tp.topic, tp.partition), None)
+            self._paused.pop((tp.topic, tp.partition), None)
 
     def poll_batch(self, max_records: int = 100, timeout_s: float = 0.1) -> list[Record]:
         """Up to max_records records (possibly none); errors other than partition EOF raise BusError."""
         self._maybe_commit()
+        self._delete_committed()
         # consume() waits out its whole timeout unless max_records are there: wait for the first
         # record only, then take whatever else has already arrived without waiting.
-        first = self._consumer.poll(timeout_s)
+        first = self._first_message(timeout_s)
         if first is None:
             return []
         messages = [first]
@@ -334,6 +397,107 @@ class Consumer:
                 )
             )
         return records
+
+    def _first_message(self, timeout_s: float) -> Message | None:
+        """The next message within timeout_s. noida-db answers an empty fetch at once whatever
+        fetch.wait.max.ms says, so librdkafka re-fetches thousands of times a second while a partition
+        has nothing new (~0.2 core of broker and ~0.2 of client per idle consumer). So a consumer that
+        gets nothing within idle_fetch_window_ms pauses its partitions, and every idle_fetch_interval_ms
+        asks for their end offsets (one ListOffsets request) and resumes them once they have new
+        records. While records keep coming the partitions stay resumed; a record that finds them paused
+        waits up to one interval more."""
+        interval_s = self._settings.idle_fetch_interval_ms / 1000.0
+        if interval_s <= 0:
+            return self._consumer.poll(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        window_s = self._settings.idle_fetch_window_ms / 1000.0
+        while True:
+            now = time.monotonic()
+            if self._paused:
+                if now >= self._check_at:
+                    self._check_at = now + interval_s
+                    if self._resume_if_new_records():
+                        # Records are there: wait for their fetch rather than pause again.
+                        window_s = deadline - now
+                        continue
+                    self._pause()  # partitions left out last time
+                # Paused partitions fetch nothing; this serves rebalance callbacks and errors (and the
+                # records of partitions not paused).
+                message = self._consumer.poll(max(min(self._check_at, deadline) - now, 0.0))
+                if message is not None or time.monotonic() >= deadline:
+                    return message
+                continue
+            message = self._consumer.poll(max(min(window_s, deadline - now), 0.0))
+            if message is not None:
+                return message
+            self._pause()
+            if time.monotonic() >= deadline:
+                return None
+
+    def _pause(self) -> None:
+        """Pause the assigned partitions not paused yet that have nothing left to deliver: their fetch
+        was answered (pausing one that looks up its start offset restarts the lookup, which then never
+        finishes) and its end offset is where they would read next (pausing drops fetched records that
+        were not delivered yet, and these would wait for records after them)."""
+        positions = [
+            tp
+            for tp in self._consumer.position(self._consumer.assignment())
+            if (tp.topic, tp.partition) not in self._paused
+        ]
+        # Where a partition reads next: its position once it delivered a record, else its committed
+        # offset, else (a new group reads from the start) the first offset held.
+        unread = [tp for tp in positions if tp.offset < 0]
+        committed = {}
+        if unread:
+            try:
+                found = self._consumer.committed(unread, timeout=1.0)
+            except KafkaException as exc:
+                log.debug("committed offsets not read: %s", exc)
+                return
+            committed = {(tp.topic, tp.partition): tp.offset for tp in found}
+        ends = {}
+        for tp in positions:
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            key = (tp.topic, tp.partition)
+            start = tp.offset if tp.offset >= 0 else committed.get(key, OFFSET_INVALID)
+            if start < 0:
+                start = low
+            if high >= 0 and high == start:
+                ends[key] = high
+        if ends and self._pause_partitions(ends, pause=True):
+            if not self._paused:
+                self._check_at = time.monotonic() + self._settings.idle_fetch_interval_ms / 1000.0
+            self._paused.update(ends)
+
+    def _resume_if_new_records(self) -> bool:
+        partitions = [TopicPartition(topic, partition, OFFSET_END) for topic, partition in self._paused]
+        try:
+            latest = self._consumer.offsets_for_times(partitions, timeout=1.0)
+            if not any(tp.offset > self._paused[(tp.topic, tp.partition)] for tp in latest):
+                return False
+        except KafkaException as exc:  # resume: a pause that outlives its use is worse than a fetch
+            log.debug("end offsets not read: %s", exc)
+        paused, self._paused = self._paused, {}
+        if self._pause_partitions(paused, pause=False):
+            # librdkafka's fetcher thread notices a resume only when something wakes it (it may sleep
+            # a second): a request on its connection does.
+            try:
+                self._consumer.offsets_for_times(partitions[:1], timeout=1.0)
+            except KafkaException as exc:
+                log.debug("end offsets not read: %s", exc)
+        return True
+
+    def _pause_partitions(self, partitions: dict[tuple[str, int], int], pause: bool) -> bool:
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        try:
+            if pause:
+                self._consumer.pause(tps)
+            else:
+                self._consumer.resume(tps)
+        except KafkaException as exc:  # a rebalance took partitions meanwhile; the next round retries
+            log.debug("pause/resume skipped: %s", exc)
+            return False
+        return True
 
     def processed(self, record: Record) -> None:
         """Mark a record (and everything before it on its partition) as done; may commit."""
@@ -364,7 +528,9 @@ class Consumer:
     def _commit_offsets(self, offsets: dict[tuple[str, int], int], asynchronous: bool) -> None:
         partitions = [TopicPartition(topic, part, offset) for (topic, part), offset in offsets.items()]
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=asynchronous)
+            committed = self._consumer.commit(offsets=partitions, asynchronous=asynchronous)
+            if committed:  # a synchronous commit's result; on_commit reports only asynchronous ones
+                self._note_committed(committed)
         except KafkaException as exc:
             error = exc.args[0]
             if error.code() in _REBALANCE_ERRORS:
@@ -374,8 +540,8 @@ class Consumer:
 
     def lag(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> high watermark minus committed offset, for the assigned partitions that
-        have been fetched.
-        On tansu 0.6 the high watermark is a batch's base offset + 1, so this under-reads there."""
+        have been fetched (the high watermark the last fetch carried, no round trip: a paused partition
+        resumes, and fetches, within idle_fetch_interval_ms of a new record)."""
         assigned = self._consumer.assignment()
         if not assigned:
             return {}

@@ -17,9 +17,25 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:29092"
     topic_prefix: str = "orate"
     partitions: int = Field(6, ge=1, description="partitions for topics the platform creates")
-    # tansu holds a fetch until fetch.wait.max.ms even when a record arrives; 5-10 ms is the sweet spot.
+    # Kafka holds an empty fetch until a record arrives or this passes; noida-db (the embedded broker)
+    # ignores it and answers at once, which idle_fetch_interval_ms makes up for.
     fetch_wait_max_ms: int = 5
-    session_timeout_ms: int = 6000
+    idle_fetch_interval_ms: int = Field(
+        0,
+        ge=0,
+        description="a consumer whose fetch found nothing pauses its partitions this long (0: never, "
+        "right for Kafka; the embedded stack sets it for noida-db)",
+    )
+    idle_fetch_window_ms: int = Field(2, ge=1, description="how long a resumed consumer waits for records")
+    delete_committed: bool = Field(
+        False,
+        description="consumers delete the records their group has committed past (DeleteRecords), at "
+        "most every delete_interval_s: only for topics no other group reads (the embedded stack sets "
+        "it for its engine and runners, the only readers of the jobs and work topics)",
+    )
+    delete_interval_s: float = Field(5.0, gt=0)
+    # noida-db refuses a group join with less (as Kafka does with its default group.min.session.timeout.ms).
+    session_timeout_ms: int = Field(6000, ge=6000)
     heartbeat_interval_ms: int = 1000
     commit_every: int = Field(20, ge=1, description="commit offsets after this many processed messages")
     commit_interval_ms: int = Field(50, ge=1, description="... or after this long, whichever comes first")

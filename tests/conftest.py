@@ -1,5 +1,6 @@
-"""Shared fixtures: a real tansu broker and a real Redis per test session (on free loopback ports,
-stopped by PID), per-test Kafka settings with their own topic prefix, and a run directory."""
+"""Shared fixtures: a real broker (noida-db) and a real Redis per test session (on free loopback ports,
+data in the session's temporary directory, stopped by PID), per-test Kafka settings with their own topic
+prefix, and a run directory."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from shared.serving import ray_driver
 from shared.settings import KafkaSettings, RedisSettings
-from shared.stack.components import redis_argv, tansu_argv
+from shared.stack.components import BROKER_IDLE_FETCH_INTERVAL_MS, broker_argv, redis_argv
 from shared.stack.config import HOST
 from shared.stack.processes import Probe, spawn, wait_healthy
 from shared.testing import free_port
@@ -35,30 +36,31 @@ def _served(name: str, argv: list[str], probe: Probe, run_dir: Path) -> Iterator
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """host:port of a tansu broker (memory storage) shared by the session."""
+    """host:port of a noida-db broker shared by the session."""
     port = free_port()
-    with _served("kafka", tansu_argv(port), Probe("tcp", HOST, port), tmp_path_factory.mktemp("kafka")):
+    folder = tmp_path_factory.mktemp("kafka")
+    with _served("kafka", broker_argv(port, folder / "data"), Probe("tcp", HOST, port), folder):
         yield f"{HOST}:{port}"
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """redis:// URL of a Redis server (no persistence) shared by the session."""
+    """redis:// URL of a Redis server (append-only file) shared by the session."""
     port = free_port()
-    with _served("redis", redis_argv(port), Probe("redis", HOST, port), tmp_path_factory.mktemp("redis")):
+    folder = tmp_path_factory.mktemp("redis")
+    with _served("redis", redis_argv(port, folder), Probe("redis", HOST, port), folder):
         yield f"redis://{HOST}:{port}/0"
 
 
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    """Settings for the session's broker with a topic prefix of this test's own, and the short
-    session/heartbeat timeouts that make group joins take ~2 s on tansu instead of ~3-20 s."""
+    """Settings for the session's broker with a topic prefix of this test's own, and the embedded
+    stack's idle pausing (a group join takes ~0.5 s on noida-db with the default timeouts)."""
     return KafkaSettings(
         bootstrap_servers=kafka_bootstrap,
         topic_prefix=f"t{uuid.uuid4().hex[:12]}",
         partitions=3,
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=500,
+        idle_fetch_interval_ms=BROKER_IDLE_FETCH_INTERVAL_MS,
     )
 
 

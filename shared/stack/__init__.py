@@ -1,5 +1,5 @@
-"""The embedded stack: tansu, Redis, Ray Serve, Triton, the orchestrator and Prometheus as local
-processes under one supervisor (`orate up` / `orate status` / `orate down`)."""
+"""The embedded stack: a Kafka-protocol broker (noida-db), Redis, Ray Serve, Triton, the orchestrator and
+Prometheus as local processes under one supervisor (`orate up` / `orate status` / `orate down`)."""
 
 from shared.stack.config import StackConfig, StackPorts, free_stack_ports, load_stack_config
 from shared.stack.control import Stack, StackError, StackStatus, StackUrls, running_stack

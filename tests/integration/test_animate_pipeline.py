@@ -34,7 +34,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         prometheus=False,
         topic_prefix=f"a{uuid.uuid4().hex[:8]}",
         partitions=2,
-        env={"ORATE_KAFKA__SESSION_TIMEOUT_MS": "3000", "ORATE_KAFKA__HEARTBEAT_INTERVAL_MS": "500"},
     ).resolved(ROOT)
     with running_stack(config, timeout_s=420) as urls:
         assert urls.api_url is not None

@@ -190,7 +190,7 @@ def wait_finished(api: httpx.Client, job_id: str, timeout_s: float = 180) -> dic
 
 def completed_event(urls: StackUrls, job_id: str, timeout_s: float = 30) -> dict:
     """The job's orate.job.completed CloudEvent from the events topic."""
-    settings = urls.kafka_settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+    settings = urls.kafka_settings()
     topic = Topics(urls.env["ORATE_KAFKA__TOPIC_PREFIX"]).events
     consumer = Consumer(settings, f"test-{uuid.uuid4().hex[:8]}", [topic], "test")
     try:

@@ -1,4 +1,5 @@
-"""The bus against a real tansu broker: topics, keyed records with headers, group commits and resume."""
+"""The bus against a real noida-db broker: topics, keyed records with headers, group commits and resume,
+watermarks and lag, retention, and idle consumers that pause their partitions."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from shared.bus import (
     Producer,
     Record,
     Topics,
-    end_offsets,
     ensure_topics,
     job_headers,
+    watermarks,
 )
 from shared.settings import KafkaSettings
 
@@ -62,20 +63,59 @@ def test_ensure_topics_creates_partitions_and_tolerates_existing(kafka_settings:
         assert len(metadata.topics[name].partitions) == kafka_settings.partitions
 
 
-def test_end_offsets_count_the_batches_of_every_partition_under_the_prefix(
+def test_watermarks_count_the_records_of_every_partition_under_the_prefix(
     kafka_settings: KafkaSettings,
 ) -> None:
     topics = Topics(kafka_settings.topic_prefix)
     ensure_topics(kafka_settings, [topics.jobs, topics.events])
     producer = Producer(kafka_settings, client_id="test-producer")
-    for _ in range(5):  # flushed one by one: five batches, all on the partition of key "job-1"
+    for _ in range(5):  # flushed one by one: five batches of one record, all on the partition of "job-1"
         producer.send(topics.jobs, "job-1", b"x")
         producer.flush()
+    for _ in range(7):  # one batch of seven records
+        producer.send(topics.jobs, "job-1", b"y")
+    producer.flush()
     producer.close()
-    offsets = end_offsets(kafka_settings)
+    offsets = watermarks(kafka_settings)
     partitions = range(kafka_settings.partitions)
     assert set(offsets) == {(topic, p) for topic in (topics.jobs, topics.events) for p in partitions}
-    assert sorted(offsets.values()) == [0] * (2 * kafka_settings.partitions - 1) + [5]
+    # Record offsets, not batch offsets (tansu 0.6 said 6 here).
+    assert sorted(offsets.values()) == [(0, 0)] * (2 * kafka_settings.partitions - 1) + [(0, 12)]
+
+
+def test_lag_is_records_produced_minus_records_committed_per_partition(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = Topics(kafka_settings.topic_prefix).work("lag")
+    ensure_topics(kafka_settings, [topic])
+    producer = Producer(kafka_settings, client_id="test-producer")
+    delivered: list[bool] = []
+    for i in range(40):
+        producer.send(topic, f"job-{i}", b"x", on_delivery=lambda error: delivered.append(error is None))
+    producer.flush()
+    producer.close()
+    assert delivered == [True] * 40
+    produced = {p: high for (_, p), (_, high) in watermarks(kafka_settings).items()}
+    assert sum(produced.values()) == 40
+
+    consumer = Consumer(kafka_settings, group_id="g-lag", topics=[topic], client_id="lag")
+    try:
+        records = _consume(consumer, 40)
+        consumed = dict.fromkeys(produced, 0)
+        # Process (and commit) all but the last 3 records of each partition.
+        by_partition: dict[int, list[Record]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition, []).append(record)
+        for partition, taken in by_partition.items():
+            for record in taken[: max(len(taken) - 3, 0)]:
+                consumer.processed(record)
+                consumed[partition] += 1
+        consumer.commit()
+        lag = consumer.lag()
+    finally:
+        consumer.close()
+    assert len(records) == 40
+    assert lag == {(topic, p): produced[p] - consumed[p] for p in produced}
 
 
 def test_keyed_records_and_headers_round_trip_through_a_group(kafka_settings: KafkaSettings) -> None:
@@ -162,4 +202,65 @@ def test_offsets_are_committed_in_batches_not_per_record(kafka_settings: KafkaSe
             consumer.poll_batch(max_records=1, timeout_s=0.05)
         assert _committed_total(settings, "g-batch", topic) == 5
     finally:
+        consumer.close()
+
+
+def test_retention_drops_old_records_and_keeps_new_ones(kafka_settings: KafkaSettings) -> None:
+    topic = Topics(kafka_settings.topic_prefix).events
+    settings = kafka_settings.model_copy(update={"partitions": 1})
+    ensure_topics(settings, [topic], configs={"retention.ms": "1000"})
+    _produce(settings, topic, [b"old"] * 10)
+    deadline = time.monotonic() + 20.0
+    while watermarks(settings)[(topic, 0)] != (10, 10):
+        assert time.monotonic() < deadline, f"retention left {watermarks(settings)}"
+        time.sleep(0.2)
+    _produce(settings, topic, [b"new"] * 3)
+    consumer = Consumer(settings, group_id="g-retention", topics=[topic], client_id="retention")
+    try:
+        records = _consume(consumer, 3)
+    finally:
+        consumer.close()
+    assert [(r.offset, r.value) for r in records] == [(10, b"new"), (11, b"new"), (12, b"new")]
+
+
+def test_a_consumer_deletes_the_records_its_group_committed(kafka_settings: KafkaSettings) -> None:
+    settings = kafka_settings.model_copy(update={"delete_committed": True, "delete_interval_s": 0.1})
+    topic = Topics(settings.topic_prefix).jobs
+    ensure_topics(settings, [topic])
+    _produce(settings, topic, [f"v{i}".encode() for i in range(30)])
+    consumer = Consumer(settings, group_id="g-delete", topics=[topic], client_id="delete")
+    try:
+        records = _consume(consumer, 30)
+        for record in records[:20]:
+            consumer.processed(record)
+        consumer.commit()
+        committed = {(r.topic, r.partition): r.offset + 1 for r in records[:20]}
+        deadline = time.monotonic() + 10
+        while {tp: low for tp, (low, _) in watermarks(settings).items() if tp in committed} != committed:
+            assert time.monotonic() < deadline, watermarks(settings)
+            consumer.poll_batch(10, 0.05)
+    finally:
+        consumer.close()
+    # What was not processed is still there for the group.
+    assert sum(high - low for low, high in watermarks(settings).values()) == 10
+
+
+def test_an_idle_consumer_pauses_and_still_gets_each_new_record(kafka_settings: KafkaSettings) -> None:
+    topic = Topics(kafka_settings.topic_prefix).work("idle")
+    ensure_topics(kafka_settings, [topic])
+    consumer = Consumer(kafka_settings, group_id="g-idle", topics=[topic], client_id="idle")
+    producer = Producer(kafka_settings, client_id="test-producer")
+    try:
+        _produce(kafka_settings, topic, [b"first"])
+        assert [r.value for r in _consume(consumer, 1)] == [b"first"]
+        for i in range(10):
+            # Idle for many intervals: the partitions are paused when the record comes.
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:
+                assert consumer.poll_batch(10, 0.05) == []
+            producer.send(topic, f"job-{i}", f"r{i}".encode())
+            producer.flush()
+            assert [r.value for r in _consume(consumer, 1, timeout_s=2.0)] == [f"r{i}".encode()]
+    finally:
+        producer.close()
         consumer.close()

@@ -27,9 +27,11 @@ from shared import events
 from shared.bus import Consumer, Producer, Record, Topics, job_headers
 from shared.serving.local import LocalTriton, local_triton
 from shared.settings import KafkaSettings, RedisSettings
+from shared.stack.components import BROKER_IDLE_FETCH_INTERVAL_MS
 from shared.stack.config import HOST
 from shared.stack.processes import ManagedProcess, Probe, spawn, wait_healthy
 from shared.store import JobStore
+from shared.tenants import DEV_TENANT
 from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -122,6 +124,8 @@ class Orchestrator:
             "ORATE_KAFKA__PARTITIONS": str(kafka.partitions),
             "ORATE_KAFKA__SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
             "ORATE_KAFKA__HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
+            # Idle consumers pause their partitions on the embedded broker, as the stack's do.
+            "ORATE_KAFKA__IDLE_FETCH_INTERVAL_MS": str(BROKER_IDLE_FETCH_INTERVAL_MS),
             "ORATE_REDIS__URL": redis_settings.url,
             "ORATE_ARTIFACTS__BACKEND": "filesystem",
             "ORATE_ARTIFACTS__ROOT": str(run_dir / "artifacts"),
@@ -185,6 +189,7 @@ def submit(orchestrator: Orchestrator, seconds: float = 0) -> str:
         pipeline=PIPELINE,
         status=jobs_pb2.JOB_STATUS_QUEUED,
         created_unix_ms=int(time.time() * 1000),
+        tenant=DEV_TENANT,
     )
     job.inputs["seconds"].number = seconds
     command = jobs_pb2.JobCommand(submit=jobs_pb2.SubmitJob(job=job))

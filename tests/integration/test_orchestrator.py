@@ -66,7 +66,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Sta
         prometheus=False,
         topic_prefix=f"t{uuid.uuid4().hex[:8]}",
         partitions=3,
-        env={"ORATE_KAFKA__SESSION_TIMEOUT_MS": "3000", "ORATE_KAFKA__HEARTBEAT_INTERVAL_MS": "500"},
     )
     with running_stack(config, timeout_s=300) as urls:
         yield Stack(config), urls
@@ -132,7 +131,7 @@ def sse_types(api: httpx.Client, job_id: str) -> list[str]:
 
 
 def consume(urls: StackUrls, topic: str, job_id: str, count: int, timeout_s: float = 30) -> list[Record]:
-    settings = urls.kafka_settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+    settings = urls.kafka_settings()
     consumer = Consumer(settings, f"test-{uuid.uuid4().hex[:8]}", [topic], "test")
     found: list[Record] = []
     try:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient
 
-from shared.bus import Producer
+from shared.bus import Producer, watermarks
 from shared.serving.deployments import load_deployments
 from shared.settings import KafkaSettings
 from shared.stack import Stack, StackConfig, StackError, free_stack_ports, running_stack
@@ -73,6 +73,18 @@ def _partitions(bootstrap: str) -> dict[str, int]:
     return {name: len(topic.partitions) for name, topic in topics.items()}
 
 
+def _stored_end_offsets(data_dir: Path, topic: str) -> int | None:
+    """The end offsets of topic's partitions, summed, in noida-db's data file (None if not readable)."""
+    try:
+        stored = json.loads((data_dir / "kafka.json").read_text())
+    except (OSError, ValueError):  # not written yet, or caught mid-write
+        return None
+    topics = dict(stored["topics"])
+    if topic not in topics:
+        return None
+    return sum(partition["high_watermark"] for _, partition in topics[topic]["partitions"])
+
+
 def _orate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ORATE), *args], capture_output=True, text=True, timeout=120)
 
@@ -97,8 +109,7 @@ def test_orate_up_status_restart_down(tmp_path: Path, run_dir: Path) -> None:
         rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
         assert rows["kafka"][2:4] == ["yes", "yes"] and rows["redis"][2:4] == ["yes", "yes"]
         assert "skipped:" in rows["prometheus"] and "skipped:" in rows["orchestrator"]
-        assert "broker: fullest partition orate." in status.stdout
-        assert "holds up to 0 record batches" in status.stdout
+        assert "broker: 0 records held, fullest partition orate." in status.stdout
 
         state = _state(run_dir)
         supervisor_pid = int((run_dir / "supervisor.pid").read_text())
@@ -109,14 +120,15 @@ def test_orate_up_status_restart_down(tmp_path: Path, run_dir: Path) -> None:
         # The platform topics exist with the configured partition count.
         partitions = _partitions(state["urls"]["kafka"])
         assert {name: partitions.get(name) for name in PLATFORM_TOPICS} == dict.fromkeys(PLATFORM_TOPICS, 2)
-        # Status reports the fullest partition (what slows tansu down), here three single-record batches.
+        # Status reports the records the broker holds, the fullest partition and the data size.
         producer = Producer(KafkaSettings(bootstrap_servers=state["urls"]["kafka"]), "test-fill")
         for _ in range(3):
             producer.send("orate.jobs", "job-1", b"x")
             producer.flush()
         producer.close()
         fill = json.loads(_orate("status", "--json", *common).stdout)["broker_fill"]
-        assert fill["topic"] == "orate.jobs" and fill["end_offset"] == 3
+        assert fill["records"] == 3 and fill["partition_records"] == 3 and fill["topic"] == "orate.jobs"
+        assert fill["data_bytes"] > 0 and (run_dir / "kafka").is_dir() and (run_dir / "redis").is_dir()
 
         old_redis = _component(state, "redis")
         os.kill(old_redis["pid"], signal.SIGKILL)
@@ -148,7 +160,7 @@ def test_failed_start_quotes_the_log_and_stops_what_started(tmp_path: Path, run_
     assert not (run_dir / "supervisor.pid").exists()
 
 
-def test_running_stack_recreates_the_topics_of_a_restarted_broker(tmp_path: Path, run_dir: Path) -> None:
+def test_a_killed_broker_restarts_with_its_topics_and_records(tmp_path: Path, run_dir: Path) -> None:
     ports = _ports()
     overrides = {"run_dir": run_dir, "restart_backoff_s": 0.1}
     config = StackConfig.model_validate({**_config(tmp_path, ports), **overrides})
@@ -158,12 +170,22 @@ def test_running_stack_recreates_the_topics_of_a_restarted_broker(tmp_path: Path
         assert urls.api_url is None and urls.ray_serve_url is None and urls.triton_grpc_url is None
         assert urls.env["ORATE_KAFKA__BOOTSTRAP_SERVERS"] == urls.kafka_bootstrap
         assert Stack(config).status().ok
+        producer = Producer(urls.kafka_settings(), "test-restart")
+        producer.send("orate.jobs", "job-1", b"x")
+        producer.flush()
+        producer.close()
+        # Once noida-db has written the record out (about once a second); a SIGKILL loses what came after.
+        deadline = time.monotonic() + 10
+        while _stored_end_offsets(run_dir / "kafka", "orate.jobs") != 1:
+            assert time.monotonic() < deadline, "the broker never wrote its data out"
+            time.sleep(0.1)
         old_kafka = _component(_state(run_dir), "kafka")
         os.kill(old_kafka["pid"], signal.SIGKILL)
         kafka = _await_restart(run_dir, "kafka")
-        # Memory storage lost the topics; the supervisor created them again, before reporting healthy.
         partitions = _partitions(urls.kafka_bootstrap)
         assert {name: partitions.get(name) for name in PLATFORM_TOPICS} == dict.fromkeys(PLATFORM_TOPICS, 2)
+        assert sum(high for (topic, _), (_, high) in watermarks(urls.kafka_settings()).items()
+                   if topic == "orate.jobs") == 1  # fmt: skip
         pids = [c["pid"] for c in _state(run_dir)["components"]] + [old_kafka["pid"], kafka["pid"]]
     assert [pid for pid in pids if pid_alive(pid)] == []
     assert not Stack(config).status().ok

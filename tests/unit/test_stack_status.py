@@ -1,10 +1,9 @@
-"""The status table's broker line: the fullest partition, and a warning once tansu would slow down."""
+"""The status table's broker line: records held, the fullest partition and the broker's data size."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from shared.stack.components import TANSU_SLOW_BATCHES
 from shared.stack.control import BrokerFill, StackStatus
 
 
@@ -12,10 +11,7 @@ def _table(fill: BrokerFill | None) -> str:
     return StackStatus(Path("/run"), 1, "ready", None, [], fill).table()
 
 
-def test_the_table_names_the_fullest_partition_and_warns_only_past_the_slow_level() -> None:
-    calm = _table(BrokerFill("orate.jobs", 3, TANSU_SLOW_BATCHES - 1))
-    assert f"orate.jobs/3 holds up to {TANSU_SLOW_BATCHES - 1} record batches" in calm
-    assert "warning" not in calm
-    full = _table(BrokerFill("orate.events", 0, TANSU_SLOW_BATCHES))
-    assert "warning: tansu slows down" in full and "`orate down` then `orate up`" in full
+def test_the_table_shows_what_the_broker_holds() -> None:
+    table = _table(BrokerFill(1234, "orate.jobs", 3, 400, 12_300_000))
+    assert "broker: 1234 records held, fullest partition orate.jobs/3 (400); data 12.3 MB" in table
     assert "broker:" not in _table(None)

@@ -58,7 +58,7 @@ DLQ_RECORDS = Counter(
 )
 CONSUMER_LAG = Gauge(
     "orate_consumer_lag_records",
-    "High watermark minus committed offset (under-reads on tansu 0.6)",
+    "High watermark minus committed offset",
     ["group", "topic", "partition"],
 )
 
