@@ -288,6 +288,7 @@ class Consumer:
                 "error_cb": _log_client_error,
                 "logger": log,
                 "on_commit": self._on_commit,
+                **({"group.instance.id": settings.group_instance_id} if settings.group_instance_id else {}),
             }
         )
         # With settings.delete_committed: (topic, partition) -> offset the broker confirmed committed,

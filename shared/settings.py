@@ -37,6 +37,12 @@ class KafkaSettings(BaseModel):
     # noida-db refuses a group join with less (as Kafka does with its default group.min.session.timeout.ms).
     session_timeout_ms: int = Field(6000, ge=6000)
     heartbeat_interval_ms: int = 1000
+    group_instance_id: str = Field(
+        "",
+        description="static group membership (group.instance.id), unique within the consumer's group: a "
+        "restarted member takes its partitions back at once. The embedded stack sets it per component, since "
+        "noida-db never completes a rebalance after a member dies without leaving; empty: dynamic",
+    )
     commit_every: int = Field(20, ge=1, description="commit offsets after this many processed messages")
     commit_interval_ms: int = Field(50, ge=1, description="... or after this long, whichever comes first")
 

@@ -316,7 +316,8 @@ def _orchestrator(config: StackConfig, services: list[str]) -> list[ComponentSpe
                 probe=Probe("http", HOST, port, "/metrics"),
                 url=f"http://{HOST}:{port}/metrics",
                 ports={"metrics": port},
-                env={"ORATE_METRICS_PORT": str(port)},
+                # A stable member id per component: a restarted engine or runner rejoins its group at once.
+                env={"ORATE_METRICS_PORT": str(port), "ORATE_KAFKA__GROUP_INSTANCE_ID": name},
                 stop_grace_s=config.stop_grace_s,
             )
         )

@@ -3,6 +3,9 @@ watermarks and lag, retention, and idle consumers that pause their partitions.""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -264,3 +267,45 @@ def test_an_idle_consumer_pauses_and_still_gets_each_new_record(kafka_settings: 
     finally:
         producer.close()
         consumer.close()
+
+
+_MEMBER = """
+import sys
+from shared.bus import Consumer
+from shared.settings import KafkaSettings
+settings = KafkaSettings.model_validate_json(sys.argv[1])
+consumer = Consumer(settings, group_id=sys.argv[2], topics=[sys.argv[3]], client_id="doomed")
+for record in iter(lambda: consumer.poll_batch(10, 0.2), None):
+    if record:
+        print("GOT", flush=True)
+"""
+
+
+def test_a_member_killed_without_leaving_is_replaced_at_once_by_its_static_successor(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A member that dies without leaving its group (SIGKILL): the embedded broker never completes a
+    rebalance around it, so the stack's engine and runners join with a static member id, and the restarted
+    process takes the partitions back at once."""
+    settings = kafka_settings.model_copy(update={"group_instance_id": "engine"})
+    topic = Topics(settings.topic_prefix).work("static")
+    ensure_topics(settings, [topic])
+    _produce(settings, topic, [b"first"])
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", _MEMBER, settings.model_dump_json(), "g-static", topic],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert doomed.stdout is not None and doomed.stdout.readline().strip() == "GOT"
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    _produce(settings, topic, [b"second"])
+    successor = Consumer(settings, group_id="g-static", topics=[topic], client_id="successor")
+    try:
+        # The first record was never committed, so the successor gets both.
+        got = sorted(record.value for record in _consume(successor, 2, timeout_s=20.0))
+    finally:
+        successor.close()
+    assert got == [b"first", b"second"]

@@ -126,6 +126,8 @@ class Orchestrator:
             "ORATE_KAFKA__HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
             # Idle consumers pause their partitions on the embedded broker, as the stack's do.
             "ORATE_KAFKA__IDLE_FETCH_INTERVAL_MS": str(BROKER_IDLE_FETCH_INTERVAL_MS),
+            # One member per group here: a restarted engine or runner rejoins at once, as in the stack.
+            "ORATE_KAFKA__GROUP_INSTANCE_ID": "test-member",
             "ORATE_REDIS__URL": redis_settings.url,
             "ORATE_ARTIFACTS__BACKEND": "filesystem",
             "ORATE_ARTIFACTS__ROOT": str(run_dir / "artifacts"),
