@@ -75,6 +75,18 @@ class Record:
     timestamp_ms: int = 0
 
 
+def connection_config(settings: KafkaSettings) -> dict[str, str]:
+    """The broker address and, for a secured Kafka, its security settings: what every client needs."""
+    config = {"bootstrap.servers": settings.bootstrap_servers}
+    if settings.security_protocol:
+        config["security.protocol"] = settings.security_protocol
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        config["sasl.username"] = settings.sasl_username
+        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    return config
+
+
 def _log_client_error(error: KafkaError) -> None:
     # librdkafka reconnects by itself; these are reported for operators, not raised.
     log.warning("kafka client error: %s", error)
@@ -98,7 +110,7 @@ def ensure_topics(
     if not topics:
         return
     admin = AdminClient(
-        {"bootstrap.servers": settings.bootstrap_servers, "error_cb": _log_client_error, "logger": log}
+        {**connection_config(settings), "error_cb": _log_client_error, "logger": log}
     )
     # Replication factor -1 takes the broker's default, which is right for noida-db and for real Kafka.
     futures = admin.create_topics(
@@ -127,7 +139,7 @@ def watermarks(settings: KafkaSettings, timeout_s: float = 5.0) -> dict[tuple[st
     settings.topic_prefix; the difference is the number of records the partition holds."""
     consumer = _KafkaConsumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **connection_config(settings),
             "group.id": f"orate-offsets-{secrets.token_hex(4)}",  # required, never joined
             "error_cb": _log_client_error,
             "logger": log,
@@ -170,7 +182,7 @@ class Producer:
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
         self._producer = _KafkaProducer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **connection_config(settings),
                 "client.id": client_id,
                 "enable.idempotence": True,
                 "acks": "all",
@@ -276,7 +288,7 @@ class Consumer:
         self._settings = settings
         self._consumer = _KafkaConsumer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **connection_config(settings),
                 "group.id": group_id,
                 "client.id": client_id,
                 "enable.auto.commit": False,
@@ -294,7 +306,7 @@ class Consumer:
         # With settings.delete_committed: (topic, partition) -> offset the broker confirmed committed,
         # below which the records are deleted at the next round (every settings.delete_interval_s).
         self._admin = (
-            AdminClient({"bootstrap.servers": settings.bootstrap_servers, "error_cb": _log_client_error})
+            AdminClient({**connection_config(settings), "error_cb": _log_client_error})
             if settings.delete_committed
             else None
         )

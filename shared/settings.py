@@ -15,6 +15,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:29092"
+    # A managed Kafka (MSK, Confluent, Strimzi with auth): librdkafka's security settings. Empty: plaintext.
+    security_protocol: Literal["", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = ""
+    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
     topic_prefix: str = "orate"
     partitions: int = Field(6, ge=1, description="partitions for topics the platform creates")
     # Kafka holds an empty fetch until a record arrives or this passes; noida-db (the embedded broker)

@@ -13,6 +13,7 @@ from shared.bus import (
     BusError,
     Producer,
     Topics,
+    connection_config,
     job_headers,
     new_traceparent,
 )
@@ -55,3 +56,33 @@ def test_flush_raises_when_nothing_acknowledges() -> None:
             producer.flush(timeout_s=0.3)
     finally:
         producer.close(timeout_s=0)
+
+
+def test_every_client_gets_the_security_settings_of_a_secured_kafka() -> None:
+    plain = connection_config(KafkaSettings(bootstrap_servers="k:9092"))
+    assert plain == {"bootstrap.servers": "k:9092"}
+    secured = connection_config(
+        KafkaSettings(
+            bootstrap_servers="k:9096",
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username="orate",
+            sasl_password="s3cret",
+        )
+    )
+    assert secured == {
+        "bootstrap.servers": "k:9096",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "orate",
+        "sasl.password": "s3cret",
+    }
+    # librdkafka refuses unknown or ill-matched keys when a client is made: these make one.
+    settings = KafkaSettings(
+        bootstrap_servers=f"127.0.0.1:{free_port()}",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password="p",
+    )
+    Producer(settings, client_id="secured").close(timeout_s=0)

@@ -51,4 +51,4 @@ def worker_ready(settings: OrchestratorSettings) -> None:
     open /metrics (when a port is set), which is what the stack's health probe waits for."""
     freeze_heap()
     if settings.metrics_port is not None:
-        start_metrics_server(settings.metrics_port)
+        start_metrics_server(settings.metrics_port, settings.metrics_host)

@@ -55,6 +55,8 @@ class OrchestratorSettings(OrateSettings):
     # NoDecode: the env var is an os.pathsep-separated list (like PATH), not JSON.
     pipeline_dirs: Annotated[list[Path], NoDecode] = [BUILTIN_PIPELINES_DIR]
     metrics_port: int | None = Field(None, description="engine and runners serve /metrics here when set")
+    # Loopback by default (the embedded stack); a pod sets 0.0.0.0 so that Prometheus can scrape it.
+    metrics_host: str = Field("127.0.0.1", description="the address the engine's and runners' /metrics bind")
 
     @field_validator("pipeline_dirs", mode="before")
     @classmethod
