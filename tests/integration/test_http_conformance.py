@@ -12,7 +12,6 @@ every request, so that it reaches every operation's own answers (the 401s are te
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -22,17 +21,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from api_alone import running_api
 
 from shared.media import encode_wav
 from shared.settings import RedisSettings
-from shared.stack.config import HOST
-from shared.stack.processes import Probe, spawn, wait_healthy
 from shared.tenants import Tenants
-from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -51,32 +47,8 @@ RUN_TIMEOUT_S = 240
 
 @pytest.fixture(scope="module")
 def api_url(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    run_dir = tmp_path_factory.mktemp("api")
-    http_port, grpc_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "ORATE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "ORATE_KAFKA__TOPIC_PREFIX": f"t{uuid.uuid4().hex[:12]}",
-        "ORATE_KAFKA__PARTITIONS": "1",
-        "ORATE_REDIS__URL": redis_url,
-        "ORATE_ARTIFACTS__BACKEND": "filesystem",
-        "ORATE_ARTIFACTS__ROOT": str(run_dir / "artifacts"),
-        "ORATE_DEPLOYMENTS_FILE": str(FIXTURES / "deployments.yaml"),
-        "ORATE_PIPELINE_DIRS": str(FIXTURES / "pipelines"),
-        "ORATE_API__HOST": HOST,
-        "ORATE_API__HTTP_PORT": str(http_port),
-        "ORATE_API__GRPC_PORT": str(grpc_port),
-        # Nothing moves the jobs along: an event stream of one ends after this silence.
-        "ORATE_API__EVENTS_IDLE_TIMEOUT_S": "0.1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = spawn("api", [sys.executable, "-m", "orchestrator.api"], run_dir, env=env)
-    try:
-        # Ready: Redis answers and the broker has the jobs topic.
-        wait_healthy(process, Probe("http", HOST, http_port, "/readyz").check, timeout_s=60)
-        yield f"http://{HOST}:{http_port}"
-    finally:
-        process.stop(grace_s=10)
+    with running_api(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("api"), "keys") as api:
+        yield api.http
 
 
 @pytest.fixture(scope="module")

@@ -7,70 +7,28 @@ Retry-After), the job listing paginated while jobs are being submitted, the open
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import httpx
 import numpy as np
 import pytest
+from api_alone import Api, running_api
 from orate.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 
 from shared.media import encode_wav
 from shared.settings import RedisSettings
 from shared.stack import cli
-from shared.stack.config import HOST
 from shared.stack.control import StackUrls
-from shared.stack.processes import Probe, spawn, wait_healthy
 from shared.tenants import Tenants
-from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NOOP = {"pipeline": "fixture-noop", "inputs": {}}
-
-
-@dataclass(frozen=True)
-class Api:
-    http: str
-    grpc: str
-
-
-@contextmanager
-def running_api(kafka_bootstrap: str, redis_url: str, run_dir: Path, auth: str) -> Iterator[Api]:
-    http_port, grpc_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "ORATE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "ORATE_KAFKA__TOPIC_PREFIX": f"t{uuid.uuid4().hex[:12]}",
-        "ORATE_KAFKA__PARTITIONS": "1",
-        "ORATE_REDIS__URL": redis_url,
-        "ORATE_ARTIFACTS__BACKEND": "filesystem",
-        "ORATE_ARTIFACTS__ROOT": str(run_dir / "artifacts"),
-        "ORATE_DEPLOYMENTS_FILE": str(FIXTURES / "deployments.yaml"),
-        "ORATE_PIPELINE_DIRS": str(FIXTURES / "pipelines"),
-        "ORATE_API__HOST": HOST,
-        "ORATE_API__HTTP_PORT": str(http_port),
-        "ORATE_API__GRPC_PORT": str(grpc_port),
-        "ORATE_API__AUTH": auth,
-        # No engine: a job's event stream (its history is empty) ends after this silence.
-        "ORATE_API__EVENTS_IDLE_TIMEOUT_S": "0.1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = spawn("api", [sys.executable, "-m", "orchestrator.api"], run_dir, env=env)
-    try:
-        wait_healthy(process, Probe("http", HOST, http_port, "/readyz").check, timeout_s=60)
-        yield Api(f"http://{HOST}:{http_port}", f"{HOST}:{grpc_port}")
-    finally:
-        process.stop(grace_s=10)
 
 
 @pytest.fixture(scope="module")
