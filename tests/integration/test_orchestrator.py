@@ -28,11 +28,10 @@ from orate.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 from shared import events
 from shared.bus import CONTENT_TYPE_HEADER, Consumer, Record, Topics
 from shared.media import encode_wav
-from shared.stack.config import StackConfig, StackPorts
+from shared.stack.config import StackConfig, free_stack_ports
 from shared.stack.control import Stack, StackUrls, running_stack
 from shared.store import JobStore, StageAttempt
 from shared.tenants import Tenants
-from shared.testing import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +55,8 @@ TWO_STAGE_EVENTS = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, StackUrls]]:
-    # Random free ports, as in test_stack_cli (the blocks after ray_gcs and runner_metrics are assumed free).
-    ports = StackPorts(**{name: free_port() for name in StackPorts.model_fields})
+    # Free ports, with the blocks after ray_gcs and runner_metrics (one port per runner) free as well.
+    ports = free_stack_ports()
     config = StackConfig(
         run_dir=tmp_path_factory.mktemp("stack"),
         ports=ports,
