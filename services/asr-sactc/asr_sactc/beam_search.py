@@ -16,6 +16,8 @@ class Hypothesis:
     score: float
     ctc_state: torch.Tensor | None = None
     ctc_psi: float = 0.0
+    # Per decoder layer, this prefix's self-attention keys and values [H, L, d] (decoders with a cache).
+    att_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 def greedy_ctc(log_probs: torch.Tensor, length: int, blank: int = 0) -> list[int]:
@@ -56,8 +58,10 @@ def joint_beam_search(
     frames = encoder_out.size(0) if length is None else length
     max_len = frames if max_len is None else max_len
     decoder = model.decoder
+    cached = not ctc_only and hasattr(decoder, "score_cached")
     if not ctc_only:
         memory = encoder_out if decoder.full_window else encoder_out[:frames]
+        cross = decoder.cross_cache(memory) if cached else None
         if decoder.max_length is not None:
             max_len = min(max_len, decoder.max_length - len(model.sos) - 1)
     ctc = CTCPrefixScorer(model.ctc.log_softmax(encoder_out[None, :frames])[0].cpu(), model.ctc.blank, eos)
@@ -74,7 +78,24 @@ def joint_beam_search(
             tops = _best_by_ctc(ctc, step, lasts, r_prev, min(beam_size, model.vocab_size))
         else:
             ys = torch.tensor([[*model.sos, *h.yseq] for h in running], device=encoder_out.device)
-            att = decoder.score(ys, memory[None].expand(len(running), -1, -1)).double().cpu()
+            if cached:
+                past = (
+                    None
+                    if step == 0
+                    else [
+                        (
+                            torch.stack([h.att_cache[i][0] for h in running]),
+                            torch.stack([h.att_cache[i][1] for h in running]),
+                        )
+                        for i in range(len(cross))
+                    ]
+                )
+                att, present = decoder.score_cached(ys, cross, past)
+                for n, h in enumerate(running):
+                    h.att_cache = [(k[n], v[n]) for k, v in present]
+                att = att.double().cpu()
+            else:
+                att = decoder.score(ys, memory[None].expand(len(running), -1, -1)).double().cpu()
             tops = torch.topk(att, pre_beam, dim=-1).indices
         # Every running hypothesis has `step` tokens, so one CTC pass scores all of them.
         psi_all, states_all = ctc.score_batch(step, lasts, r_prev, tops)
@@ -86,7 +107,9 @@ def joint_beam_search(
             for j, c in enumerate(top.tolist()):
                 if torch.isfinite(joint[j]):
                     candidates.append(
-                        Hypothesis(h.yseq + [c], h.score + float(joint[j]), states[j], float(psi_new[j]))
+                        Hypothesis(
+                            h.yseq + [c], h.score + float(joint[j]), states[j], float(psi_new[j]), h.att_cache
+                        )
                     )
         candidates.sort(key=lambda h: h.score, reverse=True)
         running = []

@@ -83,5 +83,9 @@ def build_model(config: dict[str, Any], vocab_size: int, token_ids: TokenIds | N
         else None
     )
     ctc = CTC(vocab_size, encoder.output_size(), **ctc_conf)
+    if ctc_conf.get("tied"):
+        if decoder is None or not hasattr(decoder, "token_embedding"):
+            raise ValueError("ctc_conf.tied needs a decoder with a token embedding (decoder: whisper)")
+        ctc.ctc_lo.tie(decoder.token_embedding, decoder.pretrained_rows)
     model_conf = {**(config.get("model_conf") or {}), "sos": ids.sos, "eos": ids.eos}
     return ESPnetASRModel(vocab_size, frontend, specaug, normalize, encoder, decoder, ctc, **model_conf)

@@ -16,20 +16,36 @@ from asr_sactc.sot import split_sot_text
 Decoder = Callable[[ESPnetASRModel, torch.Tensor, int, dict], list[int]]
 
 
+def _max_len(length: int, conf: dict) -> int | None:
+    # ESPnet's maxlenratio: at most ratio × frames output tokens (0: the frames themselves).
+    ratio = conf.get("maxlenratio", 0.0)
+    return max(1, int(ratio * length)) if ratio > 0 else None
+
+
 def _decode_joint(model: ESPnetASRModel, encoder_out: torch.Tensor, length: int, conf: dict) -> list[int]:
     beam, weight = conf.get("beam_size", 10), conf.get("ctc_weight", 0.3)
-    return joint_beam_search(model, encoder_out, beam, weight, length=length)[0].yseq
+    return joint_beam_search(model, encoder_out, beam, weight, _max_len(length, conf), length)[0].yseq
 
 
 def _decode_ctc(model: ESPnetASRModel, encoder_out: torch.Tensor, length: int, conf: dict) -> list[int]:
     return joint_beam_search(model, encoder_out, conf.get("beam_size", 10), 1.0, length=length)[0].yseq
 
 
+def _decode_attention(model: ESPnetASRModel, encoder_out: torch.Tensor, length: int, conf: dict) -> list[int]:
+    beam = conf.get("beam_size", 10)
+    return joint_beam_search(model, encoder_out, beam, 0.0, _max_len(length, conf), length)[0].yseq
+
+
 def _decode_greedy(model: ESPnetASRModel, encoder_out: torch.Tensor, length: int, conf: dict) -> list[int]:
     return greedy_ctc(model.ctc.log_softmax(encoder_out[None, :length])[0], length, model.ctc.blank)
 
 
-DECODERS: dict[str, Decoder] = {"joint": _decode_joint, "ctc": _decode_ctc, "greedy": _decode_greedy}
+DECODERS: dict[str, Decoder] = {
+    "joint": _decode_joint,
+    "attention": _decode_attention,
+    "ctc": _decode_ctc,
+    "greedy": _decode_greedy,
+}
 
 
 class SACTCRecognizer:
@@ -41,7 +57,8 @@ class SACTCRecognizer:
         config_path: YAML config (the one written next to the trained model).
         model_path: ESPnet-layout weights; None keeps the random initialisation (tests only).
         device: torch device.
-        decode: "joint" (CTC/attention beam search, as in the paper), "ctc" (CTC prefix beam search over the
+        decode: "joint" (CTC/attention beam search, as in the paper), "attention" (attention beam search
+            without CTC, the paper's AED-only rows), "ctc" (CTC prefix beam search over the
             whole vocabulary, Table I's CTC rows) or "greedy" (CTC best path, fast).
     """
 

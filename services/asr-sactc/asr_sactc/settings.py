@@ -33,9 +33,10 @@ class AsrSactcSettings(BaseModel):
         description="model config, a YAML path or a name in <assets_dir>/configs (`tiny`, `demo`); None: the "
         "checkpoint's config.yaml, or `tiny` with random weights",
     )
-    decode: Literal["joint", "ctc", "greedy"] = Field(
+    decode: Literal["joint", "attention", "ctc", "greedy"] = Field(
         "joint",
-        description="joint CTC/attention beam search (the paper's), CTC prefix beam search over the whole "
+        description="joint CTC/attention beam search (the paper's), attention beam search without CTC, CTC "
+        "prefix beam search over the whole "
         "vocabulary (Table I's CTC rows; slow with large vocabularies) or greedy CTC (ignores beam_size)",
     )
     max_beam_size: int = Field(20, ge=1, description="largest beam_size a request may ask for")

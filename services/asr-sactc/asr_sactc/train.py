@@ -1,6 +1,7 @@
 """Train the SOT+SACTC model: `python -m asr_sactc.train --config configs/tiny.yaml --data DIR --out DIR`."""
 
 import argparse
+import fnmatch
 import json
 import math
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 import yaml
 
+from asr_sactc.checkpoints import pretrained_state, save_delta
 from asr_sactc.config import build_model, build_tokenizer, load_config
 from asr_sactc.data import LengthBatchSampler, LibriSpeechMixDataset, collate
 from asr_sactc.feature_cache import FeatureCache
@@ -50,6 +52,17 @@ def estimate_global_mvn(
         if seen >= MVN_UTTERANCES:
             break
     model.normalize.set_stats(total, sq, count)
+
+
+def select_trainable(model: torch.nn.Module, patterns: list[str]) -> int:
+    """Train only the parameters whose names match one of the fnmatch patterns; returns their count."""
+    count = 0
+    for name, param in model.named_parameters():
+        param.requires_grad_(any(fnmatch.fnmatchcase(name, p) for p in patterns))
+        count += param.numel() if param.requires_grad else 0
+    if not count:
+        raise ValueError(f"no parameter matches train_conf.trainable {patterns}")
+    return count
 
 
 def batch_loss(
@@ -107,6 +120,17 @@ def train(
     tokenizer = build_tokenizer(config)
     model = build_model(config, len(tokenizer.token_list), tokenizer.ids).to(device)
     train_conf = config.get("train_conf") or {}
+    if train_conf.get("trainable"):
+        print(json.dumps({"trainable_parameters": select_trainable(model, train_conf["trainable"])}))
+    # `save: delta` writes only what differs from the pretrained weights (`checkpoints.save_delta`).
+    reference = pretrained_state(model) if train_conf.get("save") == "delta" else None
+
+    def save(path: Path) -> None:
+        if reference is None:
+            torch.save(model.state_dict(), path)
+        else:
+            save_delta(model, reference, path, getattr(torch, train_conf.get("save_dtype", "float16")))
+
     make_loader = partial(
         torch.utils.data.DataLoader,
         num_workers=train_conf.get("num_workers", 0),
@@ -135,7 +159,16 @@ def train(
     estimate_global_mvn(model, train_loader, dev)
 
     optim_conf = dict(config.get("optim_conf") or {"lr": 1e-3})
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], **optim_conf)
+    # Parameters that start from scratch (not pretrained) may take a larger rate than fine-tuned ones.
+    new_prefixes = tuple(f"{n}." for n, m in model.named_children() if not getattr(m, "pretrained", False))
+    groups: dict[bool, list[torch.nn.Parameter]] = {True: [], False: []}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[name.startswith(new_prefixes)].append(param)
+    new_lr = train_conf.get("new_parameter_lr", optim_conf.get("lr", 1e-3))
+    optimiser = torch.optim.Adam(
+        [{"params": groups[False]}, {"params": groups[True], "lr": new_lr}], **optim_conf
+    )
     warmup = (config.get("scheduler_conf") or {}).get("warmup_steps", 25000)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_lr_lambda(warmup))
     accum = train_conf.get("accum_grad", 1)
@@ -172,8 +205,8 @@ def train(
                 record["valid"] = validate(model, dev_loader, dev, cache)
                 if record["valid"].get("acc", -math.inf) > best_acc:
                     best_acc = record["valid"].get("acc", -math.inf)
-                    torch.save(model.state_dict(), out_dir / "valid.acc.best.pth")
-            torch.save(model.state_dict(), out_dir / "last.pth")
+                    save(out_dir / "valid.acc.best.pth")
+            save(out_dir / "last.pth")
             log.write(json.dumps(record) + "\n")
             log.flush()
             print(json.dumps(record), flush=True)

@@ -29,6 +29,40 @@ def _sactc(blank: int, risk_factor: float, constrain_y: int, speaker_order: str)
     return SpeakerAwareCTCLoss(risk_factor, constrain_y, blank, speaker_order, reduction="mean")
 
 
+class TiedOutput(torch.nn.Module):
+    """CTC output layer over a decoder's token embedding E [V, D]: logits = proj(h) · Eᵀ + bias.
+
+    Whisper's 51 867-token vocabulary makes a free Linear(D, V) head 26.6 M new parameters to learn from
+    little data (and 53 MB to ship in float16); tied to the pretrained embedding, the head learns only
+    proj (D × D) and a bias. Rows below `frozen_rows` (the pretrained ones) take no gradient through this
+    head, which also spares the [V, D] weight gradient; the rows after them (`$`, blank) train.
+    """
+
+    def __init__(self, size: int, odim: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(size, size)
+        self.bias = torch.nn.Parameter(torch.zeros(odim))
+        self._embedding: list[torch.nn.Embedding] = []  # a plain list: the embedding stays the decoder's
+        self.frozen_rows = 0
+
+    @property
+    def out_features(self) -> int:
+        return self.bias.numel()
+
+    def tie(self, embedding: torch.nn.Embedding, frozen_rows: int) -> None:
+        if embedding.weight.shape != (self.bias.numel(), self.proj.out_features):
+            raise ValueError(f"embedding {tuple(embedding.weight.shape)} does not fit the CTC head")
+        self._embedding[:] = [embedding]
+        self.frozen_rows = frozen_rows
+
+    def forward(self, hs: torch.Tensor) -> torch.Tensor:
+        if not self._embedding:
+            raise RuntimeError("TiedOutput.tie() must run before the head is used")
+        weight = self._embedding[0].weight
+        weight = torch.cat([weight[: self.frozen_rows].detach(), weight[self.frozen_rows :]])
+        return torch.nn.functional.linear(self.proj(hs), weight, self.bias)
+
+
 class CTC(torch.nn.Module):
     """Linear projection to the vocabulary plus a CTC-family loss chosen by `ctc_type`.
 
@@ -41,6 +75,8 @@ class CTC(torch.nn.Module):
         risk_factor: SACTC λ.
         constrain_y: id of the speaker-change token (`ctc_conf.constrain_y` in the recipe).
         speaker_order: "code" or "paper", see `SpeakerAwareCTCLoss`.
+        tied: `ctc_lo` is a `TiedOutput` over the decoder's token embedding (tied by `build_model`)
+            instead of a Linear(encoder_output_size, odim).
     """
 
     OBJECTIVES = ("builtin", "sactc")
@@ -55,6 +91,7 @@ class CTC(torch.nn.Module):
         risk_factor: float = 15.0,
         constrain_y: int = 2,
         speaker_order: str = "code",
+        tied: bool = False,
     ) -> None:
         super().__init__()
         if ctc_type not in self.OBJECTIVES:
@@ -63,7 +100,9 @@ class CTC(torch.nn.Module):
         self.blank = blank
         self.constrain_y = constrain_y
         self.dropout = torch.nn.Dropout(dropout_rate)
-        self.ctc_lo = torch.nn.Linear(encoder_output_size, odim)
+        self.ctc_lo = (
+            TiedOutput(encoder_output_size, odim) if tied else torch.nn.Linear(encoder_output_size, odim)
+        )
         factories: dict[str, Callable[[], CTCObjective]] = {
             "builtin": lambda: _builtin_ctc(blank),
             "sactc": lambda: _sactc(blank, risk_factor, constrain_y, speaker_order),

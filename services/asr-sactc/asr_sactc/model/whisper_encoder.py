@@ -34,6 +34,7 @@ class OpenAIWhisperEncoder(torch.nn.Module):
         max_source_positions: int = 1500,
     ) -> None:
         super().__init__()
+        self.pretrained = model is not None
         if model is not None:
             from shared.encoders import load_whisper_encoder, whisper_model_dir
 
