@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -104,6 +105,36 @@ def _config_from_ct2(ct2: CTranslate2Model) -> WhisperConfig:
     )
 
 
+TakeFn = Callable[[str, tuple[int, ...]], torch.Tensor]
+
+
+def layer_tensors(take: TakeFn, src: str, dst: str, d: int, ffn: int) -> dict[str, torch.Tensor]:
+    """The self-attention and feed-forward tensors of one CTranslate2 Whisper layer (encoder or decoder)
+    under transformers' names; take(name, shape) reads a CTranslate2 tensor."""
+    # CTranslate2 fuses q, k and v into one projection, in that order.
+    q_w, k_w, v_w = take(f"{src}/self_attention/linear_0/weight", (3 * d, d)).split(d)
+    # Whisper's k_proj has no bias (the converter stores zeros). A key bias would add the same q.b_k
+    # to every logit of a query row, which softmax cancels, so dropping it is exact either way.
+    q_b, _, v_b = take(f"{src}/self_attention/linear_0/bias", (3 * d,)).split(d)
+    return {
+        f"{dst}.self_attn.q_proj.weight": q_w,
+        f"{dst}.self_attn.q_proj.bias": q_b,
+        f"{dst}.self_attn.k_proj.weight": k_w,
+        f"{dst}.self_attn.v_proj.weight": v_w,
+        f"{dst}.self_attn.v_proj.bias": v_b,
+        f"{dst}.self_attn.out_proj.weight": take(f"{src}/self_attention/linear_1/weight", (d, d)),
+        f"{dst}.self_attn.out_proj.bias": take(f"{src}/self_attention/linear_1/bias", (d,)),
+        f"{dst}.self_attn_layer_norm.weight": take(f"{src}/self_attention/layer_norm/gamma", (d,)),
+        f"{dst}.self_attn_layer_norm.bias": take(f"{src}/self_attention/layer_norm/beta", (d,)),
+        f"{dst}.fc1.weight": take(f"{src}/ffn/linear_0/weight", (ffn, d)),
+        f"{dst}.fc1.bias": take(f"{src}/ffn/linear_0/bias", (ffn,)),
+        f"{dst}.fc2.weight": take(f"{src}/ffn/linear_1/weight", (d, ffn)),
+        f"{dst}.fc2.bias": take(f"{src}/ffn/linear_1/bias", (d,)),
+        f"{dst}.final_layer_norm.weight": take(f"{src}/ffn/layer_norm/gamma", (d,)),
+        f"{dst}.final_layer_norm.bias": take(f"{src}/ffn/layer_norm/beta", (d,)),
+    }
+
+
 def _encoder_state_dict(ct2: CTranslate2Model, cfg: WhisperConfig) -> dict[str, torch.Tensor]:
     """Map CTranslate2 encoder tensors onto transformers' names; every CT2 encoder tensor must be used."""
     d, ffn, n_mels = cfg.d_model, cfg.encoder_ffn_dim, cfg.num_mel_bins
@@ -123,29 +154,7 @@ def _encoder_state_dict(ct2: CTranslate2Model, cfg: WhisperConfig) -> dict[str, 
         "layer_norm.bias": take("encoder/layer_norm/beta", (d,)),
     }
     for i in range(cfg.encoder_layers):
-        src, dst = f"encoder/layer_{i}", f"layers.{i}"
-        # CTranslate2 fuses q, k and v into one projection, in that order.
-        q_w, k_w, v_w = take(f"{src}/self_attention/linear_0/weight", (3 * d, d)).split(d)
-        # Whisper's k_proj has no bias (the converter stores zeros). A key bias would add the same q.b_k
-        # to every logit of a query row, which softmax cancels, so dropping it is exact either way.
-        q_b, _, v_b = take(f"{src}/self_attention/linear_0/bias", (3 * d,)).split(d)
-        sd |= {
-            f"{dst}.self_attn.q_proj.weight": q_w,
-            f"{dst}.self_attn.q_proj.bias": q_b,
-            f"{dst}.self_attn.k_proj.weight": k_w,
-            f"{dst}.self_attn.v_proj.weight": v_w,
-            f"{dst}.self_attn.v_proj.bias": v_b,
-            f"{dst}.self_attn.out_proj.weight": take(f"{src}/self_attention/linear_1/weight", (d, d)),
-            f"{dst}.self_attn.out_proj.bias": take(f"{src}/self_attention/linear_1/bias", (d,)),
-            f"{dst}.self_attn_layer_norm.weight": take(f"{src}/self_attention/layer_norm/gamma", (d,)),
-            f"{dst}.self_attn_layer_norm.bias": take(f"{src}/self_attention/layer_norm/beta", (d,)),
-            f"{dst}.fc1.weight": take(f"{src}/ffn/linear_0/weight", (ffn, d)),
-            f"{dst}.fc1.bias": take(f"{src}/ffn/linear_0/bias", (ffn,)),
-            f"{dst}.fc2.weight": take(f"{src}/ffn/linear_1/weight", (d, ffn)),
-            f"{dst}.fc2.bias": take(f"{src}/ffn/linear_1/bias", (d,)),
-            f"{dst}.final_layer_norm.weight": take(f"{src}/ffn/layer_norm/gamma", (d,)),
-            f"{dst}.final_layer_norm.bias": take(f"{src}/ffn/layer_norm/beta", (d,)),
-        }
+        sd |= layer_tensors(take, f"encoder/layer_{i}", f"layers.{i}", d, ffn)
     unused = sorted(set(ct2.variables) - used)
     if unused:
         raise ValueError(f"CTranslate2 encoder tensors with no transformers counterpart: {unused}")

@@ -10,7 +10,7 @@ from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperDecoder
 
 from shared.encoders.ctranslate2_reader import CTranslate2Model, read_ctranslate2_model
-from shared.encoders.whisper import ct2_float_tensor, whisper_base_dir
+from shared.encoders.whisper import ct2_float_tensor, layer_tensors, whisper_base_dir
 
 # Decoder switches CTranslate2's Whisper spec stores as scalars, with the only values WhisperDecoder computes:
 # GELU (ActivationType 3, erf form), pre-norm blocks, unscaled learned embeddings, no ALiBi.
@@ -65,23 +65,10 @@ def _decoder_state_dict(ct2: CTranslate2Model, cfg: WhisperConfig) -> dict[str, 
     }
     for i in range(cfg.decoder_layers):
         src, dst = f"decoder/layer_{i}", f"layers.{i}"
-        # Self-attention: q, k, v fused in that order. Cross-attention: q alone, then k and v fused. Whisper's
-        # k_proj has no bias (the converter stores zeros); a key bias adds the same q·b_k to every logit of a
-        # query row, which softmax cancels, so dropping it is exact either way.
-        q_w, k_w, v_w = take(f"{src}/self_attention/linear_0/weight", (3 * d, d)).split(d)
-        q_b, _, v_b = take(f"{src}/self_attention/linear_0/bias", (3 * d,)).split(d)
+        # Cross-attention: q alone, then k and v fused; k has no bias, as in self-attention (layer_tensors).
         ck_w, cv_w = take(f"{src}/attention/linear_1/weight", (2 * d, d)).split(d)
         _, cv_b = take(f"{src}/attention/linear_1/bias", (2 * d,)).split(d)
-        sd |= {
-            f"{dst}.self_attn.q_proj.weight": q_w,
-            f"{dst}.self_attn.q_proj.bias": q_b,
-            f"{dst}.self_attn.k_proj.weight": k_w,
-            f"{dst}.self_attn.v_proj.weight": v_w,
-            f"{dst}.self_attn.v_proj.bias": v_b,
-            f"{dst}.self_attn.out_proj.weight": take(f"{src}/self_attention/linear_1/weight", (d, d)),
-            f"{dst}.self_attn.out_proj.bias": take(f"{src}/self_attention/linear_1/bias", (d,)),
-            f"{dst}.self_attn_layer_norm.weight": take(f"{src}/self_attention/layer_norm/gamma", (d,)),
-            f"{dst}.self_attn_layer_norm.bias": take(f"{src}/self_attention/layer_norm/beta", (d,)),
+        sd |= layer_tensors(take, src, dst, d, ffn) | {
             f"{dst}.encoder_attn.q_proj.weight": take(f"{src}/attention/linear_0/weight", (d, d)),
             f"{dst}.encoder_attn.q_proj.bias": take(f"{src}/attention/linear_0/bias", (d,)),
             f"{dst}.encoder_attn.k_proj.weight": ck_w,
@@ -91,12 +78,6 @@ def _decoder_state_dict(ct2: CTranslate2Model, cfg: WhisperConfig) -> dict[str, 
             f"{dst}.encoder_attn.out_proj.bias": take(f"{src}/attention/linear_2/bias", (d,)),
             f"{dst}.encoder_attn_layer_norm.weight": take(f"{src}/attention/layer_norm/gamma", (d,)),
             f"{dst}.encoder_attn_layer_norm.bias": take(f"{src}/attention/layer_norm/beta", (d,)),
-            f"{dst}.fc1.weight": take(f"{src}/ffn/linear_0/weight", (ffn, d)),
-            f"{dst}.fc1.bias": take(f"{src}/ffn/linear_0/bias", (ffn,)),
-            f"{dst}.fc2.weight": take(f"{src}/ffn/linear_1/weight", (d, ffn)),
-            f"{dst}.fc2.bias": take(f"{src}/ffn/linear_1/bias", (d,)),
-            f"{dst}.final_layer_norm.weight": take(f"{src}/ffn/layer_norm/gamma", (d,)),
-            f"{dst}.final_layer_norm.bias": take(f"{src}/ffn/layer_norm/beta", (d,)),
         }
     unused = sorted(set(ct2.variables) - used)
     if unused:
