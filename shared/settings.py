@@ -80,6 +80,18 @@ class ModelEndpoints(BaseModel):
         SecretStr(""), description="the cluster's RAY_AUTH_TOKEN, if it uses one"
     )
     triton_grpc_url: str = "127.0.0.1:29501"
+    services: dict[str, str] = Field(
+        default_factory=dict,
+        description="per-service address, overriding the backend-wide one: service -> Triton gRPC host:port "
+        "or Ray Serve HTTP URL, by the service's backend. On a cluster each model is its own Service "
+        '(ORATE_ENDPOINTS__SERVICES=\'{"asr-sactc": "orate-asr-sactc-triton:8001"}\')',
+    )
+
+    def triton_url_for(self, service: str) -> str:
+        return self.services.get(service, self.triton_grpc_url)
+
+    def ray_serve_url_for(self, service: str) -> str:
+        return self.services.get(service, self.ray_serve_url)
 
 
 class OrateSettings(BaseSettings):

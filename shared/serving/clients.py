@@ -140,6 +140,7 @@ class TritonClient(ModelClient):
 
     def __init__(self, triton_grpc_url: str, service: str) -> None:
         self.model = service
+        self.url = triton_grpc_url
         # The gRPC client is thread-safe for unary calls (not for streams, which this does not use).
         self._grpc = triton_grpc.InferenceServerClient(triton_grpc_url)
         self._outputs = [
@@ -168,11 +169,12 @@ class TritonClient(ModelClient):
 
 
 def model_client(spec: DeploymentSpec, endpoints: ModelEndpoints) -> ModelClient:
-    """The client for the spec's backend (Ray: through handles when the Ray cluster's address is known)."""
-    if spec.backend == "ray" and endpoints.ray_address:
+    """The client for the spec's backend at the service's address (Ray: through handles when the Ray
+    cluster's address is known and the service has no address of its own)."""
+    if spec.backend == "ray" and endpoints.ray_address and spec.service not in endpoints.services:
         return RayHandleClient(
             endpoints.ray_address, endpoints.ray_auth_token.get_secret_value(), spec.service
         )
     if spec.backend == "ray":
-        return RayServeClient(endpoints.ray_serve_url, spec.service)
-    return TritonClient(endpoints.triton_grpc_url, spec.service)
+        return RayServeClient(endpoints.ray_serve_url_for(spec.service), spec.service)
+    return TritonClient(endpoints.triton_url_for(spec.service), spec.service)

@@ -307,6 +307,10 @@ def test_runners_never_scale_beyond_the_partitions() -> None:
     assert trigger["metadata"]["topic"] == "orate.work.asr-sactc"
 
 
+def container_env(deployment: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
 def test_switching_a_model_to_ray_is_one_value() -> None:
     triton = render([])
     ray = render([], ("models.face-vqvae.backend=ray",))
@@ -316,8 +320,20 @@ def test_switching_a_model_to_ray_is_one_value() -> None:
     app = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"][0]
     assert app["deployments"][0]["autoscaling_config"]["max_replicas"] == 8
     runner = by_kind(ray, "Deployment")["orate-runner-face-vqvae"]
-    env = {e["name"]: e.get("value") for e in runner["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["ORATE_ENDPOINTS__RAY_SERVE_URL"] == "http://orate-face-vqvae-serve-svc:8000"
+    assert container_env(runner)["ORATE_ENDPOINTS__RAY_SERVE_URL"] == "http://orate-face-vqvae-serve-svc:8000"
+
+
+def test_the_api_reaches_every_model_at_the_service_its_runner_uses() -> None:
+    docs = render([], ("models.face-vqvae.backend=ray",))
+    deployments = by_kind(docs, "Deployment")
+    services = json.loads(container_env(deployments["orate-api"])["ORATE_ENDPOINTS__SERVICES"])
+    runners = {name.removeprefix("orate-runner-"): d for name, d in deployments.items() if "-runner-" in name}
+    assert set(services) == set(runners)
+    for service, runner in runners.items():
+        env = container_env(runner)
+        own = env.get("ORATE_ENDPOINTS__TRITON_GRPC_URL") or env["ORATE_ENDPOINTS__RAY_SERVE_URL"]
+        assert services[service] == own, service
+    assert services["face-vqvae"] == "http://orate-face-vqvae-serve-svc:8000"
 
 
 def test_gpu_values_request_gpus_on_the_gpu_pool() -> None:

@@ -9,6 +9,9 @@ import types
 import pytest
 
 from shared.serving import clients
+from shared.serving.clients import model_client
+from shared.serving.deployments import DeploymentSpec
+from shared.settings import ModelEndpoints, OrateSettings
 
 NO_SERVE = "There is no Serve instance running on this Ray cluster."
 
@@ -67,3 +70,22 @@ def test_a_ray_runner_gives_up_after_the_wait_with_the_reason(monkeypatch: pytes
     with pytest.raises(clients.ModelUnavailable, match=f"tts not served after 300 s: {NO_SERVE}"):
         clients._wait_for_handle("tts")
     assert len(asked) == 302  # once a second, from 0 s to past 300 s
+
+
+def spec(service: str, backend: str) -> DeploymentSpec:
+    return DeploymentSpec(service=service, backend=backend, predictor="x:Y", request_type="r", response_type="s")
+
+
+def test_a_service_with_its_own_address_is_reached_there() -> None:
+    endpoints = ModelEndpoints(
+        ray_address="127.0.0.1:6379",
+        services={"asr-sactc": "asr-triton:8001", "face-vqvae": "http://face-serve:8000"},
+    )
+    assert model_client(spec("asr-sactc", "triton"), endpoints).url == "asr-triton:8001"
+    assert model_client(spec("face-vqvae", "ray"), endpoints).url == "http://face-serve:8000/face-vqvae/predict"
+    assert model_client(spec("preview-render", "triton"), endpoints).url == endpoints.triton_grpc_url
+
+
+def test_the_services_map_reads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORATE_ENDPOINTS__SERVICES", '{"asr-sactc": "asr-triton:8001"}')
+    assert OrateSettings().endpoints.triton_url_for("asr-sactc") == "asr-triton:8001"
