@@ -40,6 +40,11 @@ _DEADLINES_KEY = f"{_PREFIX}:deadlines"
 # timeout after that beat (pipelines cap heartbeat_timeout_s at half of this), then every few seconds until
 # its deadline command is applied, and must still tell a runner that went silent from one that never came.
 HEARTBEAT_TTL_S = 600
+# The timer of a queued job, in the same sorted set as the stage timers: its "stage" can be no pipeline's
+# (stage names start with a letter). A job still queued this long after it was stored lost its SubmitJob
+# (a broker crash loses the records of its last second), and the engine produces it again from the job.
+SUBMIT_TIMER = "(submit)"
+QUEUED_RESEND_MS = 30_000
 # Deletes an idempotency key only while it still names the job that claimed it.
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -96,12 +101,18 @@ class Heartbeat:
 
 
 def deadline_changes(jobs: Iterable[jobs_pb2.Job]) -> tuple[dict[str, int], list[str]]:
-    """The timer writes that the jobs' stage states call for: each dispatched stage's current attempt ->
-    its start-by time, and the timers to drop (earlier attempts, and every attempt of a stage that is no
-    longer dispatched). A function of the states alone, so a replayed batch writes the same again."""
+    """The timer writes that the jobs' states call for: each dispatched stage's current attempt -> its
+    start-by time, a queued job -> its resend time, and the timers to drop (earlier attempts, every attempt
+    of a stage that is no longer dispatched, the submit timer of a job no longer queued). A function of the
+    states alone, so a replayed batch writes the same again."""
     due: dict[str, int] = {}
     dropped: list[str] = []
     for job in jobs:
+        submit = StageAttempt(job.job_id, SUBMIT_TIMER, 0).member
+        if job.status == jobs_pb2.JOB_STATUS_QUEUED:
+            due[submit] = job.created_unix_ms + QUEUED_RESEND_MS
+        else:
+            dropped.append(submit)
         for name, state in job.stages.items():
             dispatched = state.status == jobs_pb2.STAGE_STATUS_DISPATCHED and state.start_by_unix_ms > 0
             last_dropped = state.attempt - 1 if dispatched else state.attempt

@@ -30,7 +30,7 @@ from shared.settings import KafkaSettings, RedisSettings
 from shared.stack.components import BROKER_IDLE_FETCH_INTERVAL_MS
 from shared.stack.config import HOST
 from shared.stack.processes import ManagedProcess, Probe, spawn, wait_healthy
-from shared.store import JobStore
+from shared.store import QUEUED_RESEND_MS, JobStore
 from shared.tenants import DEV_TENANT
 from shared.testing import free_port
 
@@ -183,17 +183,22 @@ def store(redis_settings: RedisSettings) -> Iterator[JobStore]:
     job_store.close()
 
 
-def submit(orchestrator: Orchestrator, seconds: float = 0) -> str:
-    """Send a SubmitJob straight to orate.jobs (as the API would, less the HTTP); the job id."""
-    job_id = uuid.uuid4().hex
+def queued_job(seconds: float = 0, created_unix_ms: int | None = None) -> jobs_pb2.Job:
     job = jobs_pb2.Job(
-        job_id=job_id,
+        job_id=uuid.uuid4().hex,
         pipeline=PIPELINE,
         status=jobs_pb2.JOB_STATUS_QUEUED,
-        created_unix_ms=int(time.time() * 1000),
+        created_unix_ms=created_unix_ms or int(time.time() * 1000),
         tenant=DEV_TENANT,
     )
     job.inputs["seconds"].number = seconds
+    return job
+
+
+def submit(orchestrator: Orchestrator, seconds: float = 0) -> str:
+    """Send a SubmitJob straight to orate.jobs (as the API would, less the HTTP); the job id."""
+    job = queued_job(seconds)
+    job_id = job.job_id
     command = jobs_pb2.JobCommand(submit=jobs_pb2.SubmitJob(job=job))
     producer = Producer(orchestrator.kafka, "test-deadlines")
     try:
@@ -354,3 +359,21 @@ def test_deadlines_survive_an_engine_killed_while_a_job_waits_for_a_missing_runn
     orchestrator.start_engine()
     # Within: a new engine's start-up and its join to the group, after the dead one's session timed out.
     assert_failed_unpicked(orchestrator, finished(store, job_id, timeout_s=60), within_s=15)
+
+
+def test_a_job_whose_submit_the_broker_lost_is_submitted_again_and_completes_once(
+    orchestrator: Orchestrator, store: JobStore
+) -> None:
+    orchestrator.start_engine()
+    orchestrator.start_runner()
+    # Stored as the API stores it, as long ago as the resend waits: its SubmitJob never reached the broker.
+    job = queued_job(created_unix_ms=int(time.time() * 1000) - QUEUED_RESEND_MS)
+    store.put_job(job)
+    done = finished(store, job.job_id, timeout_s=60)
+    assert done.status == jobs_pb2.JOB_STATUS_SUCCEEDED, done
+    first = records(orchestrator, orchestrator.topics.jobs, job.job_id, idle_s=1.0)[0]
+    assert jobs_pb2.JobCommand.FromString(first.value).submit.job == job, (
+        "the engine's copy of the stored job"
+    )
+    seen = [event_type for event_type, _ in event_types_and_errors(orchestrator, job.job_id)]
+    assert seen == [events.JOB_ACCEPTED, events.STAGE_STARTED, events.STAGE_COMPLETED, events.JOB_COMPLETED]

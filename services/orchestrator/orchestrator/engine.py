@@ -27,7 +27,7 @@ from orchestrator.transitions import (
 )
 from shared import events
 from shared.bus import TRACEPARENT_HEADER, Consumer, Producer, Record, Topics, ensure_topics, job_headers
-from shared.store import Heartbeat, JobStore, StageAttempt
+from shared.store import QUEUED_RESEND_MS, SUBMIT_TIMER, Heartbeat, JobStore, StageAttempt
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,11 @@ class DeadlineScanner:
     due timers for resend_s (other engines skip them meanwhile), reads their jobs and heartbeats, and then
     drops a timer whose attempt is no longer dispatched, moves one whose deadlines are still ahead, or
     sends the command and leaves the claim to re-send it after resend_s should the command be lost.
-    Duplicates (two engines, a resend) are ignored by the state machine like duplicate results."""
+    Duplicates (two engines, a resend) are ignored by the state machine like duplicate results.
+
+    A queued job's timer (`SUBMIT_TIMER`) sends its SubmitJob again, from the job the API stored, while
+    the job stays queued: a submit the broker lost (a crash loses its last second) is not a lost job. The
+    engine ignores the submit of a job that has left the queue, so a slow first one costs nothing."""
 
     def __init__(
         self,
@@ -77,6 +81,14 @@ class DeadlineScanner:
             done: list[StageAttempt] = []
             for attempt in claimed:
                 job = jobs.get(attempt.job_id)
+                if attempt.stage == SUBMIT_TIMER:
+                    if job is None or job.status != jobs_pb2.JOB_STATUS_QUEUED:
+                        done.append(attempt)
+                    else:
+                        self._resubmit(job)
+                        later[attempt] = now_ms + QUEUED_RESEND_MS
+                        sent += 1
+                    continue
                 state = dispatched_state(job, attempt.stage, attempt.attempt)
                 if job is None or state is None:
                     done.append(attempt)
@@ -124,6 +136,14 @@ class DeadlineScanner:
         value = jobs_pb2.JobCommand(stage_deadline=deadline).SerializeToString()
         headers = job_headers(attempt.job_id, content_type=codec.PROTOBUF_CONTENT_TYPE)
         self._producer.send(self._topics.jobs, attempt.job_id, value, headers)
+
+    def _resubmit(self, job: jobs_pb2.Job) -> None:
+        queued_s = self._clock() - job.created_unix_ms / 1000
+        log.warning("job %s: still queued %.0f s after it was stored; submitted again", job.job_id, queued_s)
+        metrics.SUBMITS_RESENT.labels(job.pipeline).inc()
+        value = jobs_pb2.JobCommand(submit=jobs_pb2.SubmitJob(job=job)).SerializeToString()
+        headers = job_headers(job.job_id, content_type=codec.PROTOBUF_CONTENT_TYPE)
+        self._producer.send(self._topics.jobs, job.job_id, value, headers)
 
     def _spec(self, job: jobs_pb2.Job, stage: str) -> StageSpec | None:
         pipeline = self._pipelines.get(job.pipeline)

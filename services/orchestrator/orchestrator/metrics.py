@@ -53,6 +53,11 @@ STAGE_DEADLINES_EXPIRED = Counter(
     "Stage attempts failed by an engine deadline (schedule_to_start, heartbeat, start_to_close)",
     ["service", "kind"],
 )
+SUBMITS_RESENT = Counter(
+    "orate_submits_resent_total",
+    "SubmitJob commands the engine produced again for jobs still queued (a submit the broker lost)",
+    ["pipeline"],
+)
 DLQ_RECORDS = Counter(
     "orate_dlq_records_total", "Records sent to the dead-letter topic", ["service", "reason_kind"]
 )

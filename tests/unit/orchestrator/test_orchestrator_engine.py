@@ -24,7 +24,7 @@ from orchestrator_fakes import (
 
 from shared.bus import Record, Topics
 from shared.events import from_cloudevent
-from shared.store import Heartbeat, StageAttempt
+from shared.store import QUEUED_RESEND_MS, SUBMIT_TIMER, Heartbeat, StageAttempt
 
 TOPICS = Topics("t")
 JOB = "job-1"
@@ -592,3 +592,24 @@ def test_one_engine_sends_a_deadline_while_another_scans_the_same_timers(harness
     harness.clock.now += 30
     assert harness.scanner.scan() == 1
     assert other.scan() == 0
+
+
+def test_a_queued_job_whose_submit_was_lost_is_submitted_again_until_it_leaves_the_queue(
+    harness: Harness,
+) -> None:
+    stored = submit().submit.job
+    stored.created_unix_ms = harness.now_ms()
+    harness.store.put_job(stored)  # as the API does; its SubmitJob never reached the broker
+    assert harness.timers() == {f"{SUBMIT_TIMER}#0": QUEUED_RESEND_MS}
+    harness.clock.now += QUEUED_RESEND_MS / 1000 - 1
+    assert harness.scan() == []
+    harness.clock.now += 1
+    resent = harness.scan()
+    assert [command.submit.job for command in resent] == [stored]
+    harness.clock.now += QUEUED_RESEND_MS / 1000
+    assert len(harness.scan()) == 1, "still queued: sent again"
+    # Both copies arrive: the first starts the job and drops its timer, the second is ignored.
+    assert harness.step(*resent, *resent) == ["work:speak#1", "job.accepted", "stage.started:speak#1"]
+    assert SUBMIT_TIMER not in {a.stage for a in harness.store.deadlines()}
+    harness.clock.now += QUEUED_RESEND_MS / 1000
+    assert [c for c in harness.scan() if c.HasField("submit")] == []
