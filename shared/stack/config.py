@@ -90,6 +90,12 @@ class StackConfig(BaseModel):
     orchestrator: bool = Field(True, description="start the API, the engine and one runner per deployment")
     model_servers: bool = Field(True, description="start Ray Serve / Triton for the deployments on them")
     prometheus: bool = Field(True, description="start Prometheus when a `prometheus` binary is on PATH")
+    broker: Literal["noida-db", "tansu"] = Field(
+        "noida-db",
+        description="the embedded broker: noida-db (durable, bounded: the default) or tansu (memory only, "
+        "everything is lost when it stops, and it slows as partitions fill: the old default, kept so that "
+        "`loadtests/spine_overhead.py --brokers` can measure both in one run; needs the dev extra)",
+    )
     topic_prefix: str = "orate"
     partitions: int = Field(6, ge=1)
     broker_retention_s: float = Field(
