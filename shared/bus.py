@@ -109,9 +109,7 @@ def ensure_topics(
     retention.ms); existing topics are left alone."""
     if not topics:
         return
-    admin = AdminClient(
-        {**connection_config(settings), "error_cb": _log_client_error, "logger": log}
-    )
+    admin = AdminClient({**connection_config(settings), "error_cb": _log_client_error, "logger": log})
     # Replication factor -1 takes the broker's default, which is right for noida-db and for real Kafka.
     futures = admin.create_topics(
         [
@@ -177,23 +175,61 @@ def job_headers(
 
 
 class Producer:
-    """Idempotent producer (enable.idempotence, acks=all), small linger for latency."""
+    """Idempotent producer (enable.idempotence, acks=all), small linger for latency.
+
+    A broker that restarts without its producer state (the embedded broker after a crash) puts an
+    idempotent client out of step for good (a fatal error: every later send fails). The next send then
+    fails what the old client held, to its senders, and carries on with a new client."""
 
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
-        self._producer = _KafkaProducer(
-            {
-                **connection_config(settings),
-                "client.id": client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": _LINGER_MS,
-                "error_cb": _log_client_error,
-                "logger": log,
-            }
-        )
+        self._config = {
+            **connection_config(settings),
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": _LINGER_MS,
+            "error_cb": self._on_error,
+            "logger": log,
+        }
+        self._producer = _KafkaProducer(self._config)
+        self._fatal = threading.Event()
+        self._renew_lock = threading.Lock()
         # Failures since the last flush(), so flush() can report records that were never acknowledged.
         self._failures: list[str] = []
         self._closed = False
+
+    def _on_error(self, error: KafkaError) -> None:
+        _log_client_error(error)
+        if error.fatal():
+            self._fatal.set()
+
+    def _fatal_error(self, exc: KafkaException) -> BusError:
+        """The BusError for a client call that raised; marks the client for renewal if it is done for."""
+        error = exc.args[0]
+        if error.fatal():
+            self._fatal.set()
+            return BusError(f"producer failed for good ({error.str()}); the next send uses a new client")
+        return BusError(error.str())
+
+    def _serve(self, timeout_s: float) -> None:
+        """Serve delivery reports (poll); BusError once the client has failed for good."""
+        try:
+            self._producer.poll(timeout_s)
+        except KafkaException as exc:
+            raise self._fatal_error(exc) from exc
+
+    def _renew_if_fatal(self) -> None:
+        with self._renew_lock:
+            if not self._fatal.is_set():
+                return
+            old, self._producer = self._producer, _KafkaProducer(self._config)
+            self._fatal.clear()
+        log.warning("producer %s: fatal error, replaced by a new client", self._config["client.id"])
+        try:
+            old.purge()  # fails what it still holds: each sender gets its delivery error
+            old.flush(0)
+        except KafkaException:  # the fatal error again: senders still waiting time out instead
+            pass
 
     def send(
         self,
@@ -214,6 +250,7 @@ class Producer:
                 on_delivery(failure)
 
         header_list = [(name, text.encode()) for name, text in (headers or {}).items()]
+        self._renew_if_fatal()
         while True:
             try:
                 self._producer.produce(
@@ -222,14 +259,14 @@ class Producer:
                 break
             except BufferError:
                 # The local queue is full: serve delivery reports to make room, then retry.
-                self._producer.poll(0.05)
+                self._serve(0.05)
             except KafkaException as exc:
-                raise BusError(f"cannot produce to {topic}: {exc.args[0].str()}") from exc
-        self._producer.poll(0)
+                raise BusError(f"cannot produce to {topic}: {self._fatal_error(exc)}") from exc
+        self._serve(0)
 
     def poll(self, timeout_s: float = 0.0) -> None:
         """Serve pending delivery callbacks without waiting for the whole queue."""
-        self._producer.poll(timeout_s)
+        self._serve(timeout_s)
 
     def send_acknowledged(
         self,
@@ -253,7 +290,7 @@ class Producer:
         deadline = time.monotonic() + timeout_s
         # Any thread's poll() serves any record's report; each caller waits for its own.
         while not acknowledged.is_set() and time.monotonic() < deadline:
-            self._producer.poll(0.002)
+            self._serve(0.002)
         if not acknowledged.is_set():
             raise BusError(f"record to {topic} not acknowledged after {timeout_s:g} s")
         if errors:
@@ -261,7 +298,11 @@ class Producer:
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """Wait until every queued record is acknowledged; raise BusError if any failed or timed out."""
-        remaining = self._producer.flush(timeout_s)
+        try:
+            remaining = self._producer.flush(timeout_s)
+        except KafkaException as exc:
+            self._failures = []
+            raise self._fatal_error(exc) from exc
         failures, self._failures = self._failures, []
         if remaining:
             raise BusError(f"{remaining} records not acknowledged after {timeout_s:g} s")

@@ -40,6 +40,10 @@ _DEADLINES_KEY = f"{_PREFIX}:deadlines"
 # timeout after that beat (pipelines cap heartbeat_timeout_s at half of this), then every few seconds until
 # its deadline command is applied, and must still tell a runner that went silent from one that never came.
 HEARTBEAT_TTL_S = 600
+# A claimed idempotency key lasts this long until its job is stored, then RedisSettings.idempotency_ttl_s:
+# a submit whose API died in between frees the key for the client's retry within a minute, rather than
+# answering it "in progress" (409) for a day.
+IDEMPOTENCY_CLAIM_TTL_S = 60
 # The timer of a queued job, in the same sorted set as the stage timers: its "stage" can be no pipeline's
 # (stage names start with a letter). A job still queued this long after it was stored lost its SubmitJob
 # (a broker crash loses the records of its last second), and the engine produces it again from the job.
@@ -244,11 +248,11 @@ class JobStore:
             return False
 
     def claim_idempotency_key(self, key: str, job_id: str) -> str | None:
-        """Atomically bind key -> job_id (SET NX with TTL). Returns the job id already bound, or None
-        if this call bound it."""
+        """Atomically bind key -> job_id (SET NX, for IDEMPOTENCY_CLAIM_TTL_S until put_job keeps it).
+        Returns the job id already bound, or None if this call bound it."""
         name = _idempotency_key(key)
         while True:
-            if self._redis.set(name, job_id, nx=True, ex=self._settings.idempotency_ttl_s):
+            if self._redis.set(name, job_id, nx=True, ex=IDEMPOTENCY_CLAIM_TTL_S):
                 return None
             bound = self._redis.get(name)
             # None means the binding expired between the two calls: try to claim it again.
@@ -259,9 +263,10 @@ class JobStore:
         """Undo a claim made by job_id (used when the submit could not be accepted)."""
         self._release(keys=[_idempotency_key(key)], args=[job_id])
 
-    def put_job(self, job: jobs_pb2.Job) -> None:
-        """Store a new job (serialized protobuf) with the job TTL, and list it in its tenant's index."""
-        self.write([job], [], new=[job.job_id])
+    def put_job(self, job: jobs_pb2.Job, idempotency_key: str = "") -> None:
+        """Store a new job (serialized protobuf) with the job TTL, list it in its tenant's index, and keep
+        the idempotency key it claimed (claim_idempotency_key) for the idempotency TTL."""
+        self.write([job], [], new=[job.job_id], claimed_keys=[idempotency_key] if idempotency_key else [])
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
         data = self._redis.get(_job_key(job_id))
@@ -308,13 +313,18 @@ class JobStore:
             pipe.set(_heartbeat_key(attempt), beat.encode(), ex=HEARTBEAT_TTL_S)
 
     def write(
-        self, jobs: list[jobs_pb2.Job], events: list[tuple[str, bytes]], new: Collection[str] = ()
+        self,
+        jobs: list[jobs_pb2.Job],
+        events: list[tuple[str, bytes]],
+        new: Collection[str] = (),
+        claimed_keys: Collection[str] = (),
     ) -> None:
         """Store the jobs with the deadline timers their stage states call for (`deadline_changes`; a
         timer already there keeps the time a scan moved it to), list the `new` ones (ids of jobs stored
         for the first time) in their tenants' indexes, take the finished ones out of their tenants' active
         sets (the concurrent-jobs quota; idempotent), then append the events to their jobs' histories (and
-        publish them), in one round trip: Redis runs a pipeline's commands in order."""
+        publish them), and keep the new jobs' claimed idempotency keys, in one round trip: Redis runs a
+        pipeline's commands in order."""
         if not jobs and not events:
             return
         pipe = self._redis.pipeline(transaction=False)
@@ -331,6 +341,8 @@ class JobStore:
             pipe.zadd(jobs_index_key(tenant), members)
             pipe.zremrangebylex(jobs_index_key(tenant), "-", expired)
             pipe.expire(jobs_index_key(tenant), self._settings.job_ttl_s)
+        for key in claimed_keys:
+            pipe.expire(_idempotency_key(key), self._settings.idempotency_ttl_s)
         due, dropped = deadline_changes(jobs)
         if due:
             pipe.zadd(_DEADLINES_KEY, due, nx=True)
@@ -429,6 +441,10 @@ class JobStore:
             StageAttempt.parse(member): int(score)
             for member, score in self._redis.zrange(_DEADLINES_KEY, 0, -1, withscores=True)
         }
+
+    def event_history(self, job_id: str) -> list[bytes]:
+        """The job's stored events, oldest first."""
+        return self._redis.lrange(_events_key(job_id), 0, -1)
 
     async def follow_events(self, job_id: str, timeout_s: float) -> AsyncIterator[bytes]:
         """Every event of the job: the history first, then new ones as they are published, until

@@ -17,7 +17,7 @@ import pytest
 import redis
 import yaml
 
-from shared.bus import Consumer, Producer, Record, watermarks
+from shared.bus import BusError, Consumer, Producer, Record, watermarks
 from shared.stack import Stack, StackConfig, free_stack_ports
 from shared.stack.config import HOST
 from shared.stack.processes import Probe
@@ -167,6 +167,44 @@ def test_records_and_committed_offsets_survive_down_and_up_with_the_right_lag(tm
         for record in rest:
             left[(record.topic, record.partition)] += 1
         assert lag == left
+    finally:
+        stack.down()
+
+
+def _restarted(stack: Stack, run_dir: Path, sig: signal.Signals, timeout_s: float = 30.0) -> None:
+    """Signal the broker and return once the supervisor has it healthy again."""
+    old = _component(run_dir, "kafka")
+    os.kill(old["pid"], sig)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = _component(run_dir, "kafka")
+        if now["pid"] != old["pid"] and now["healthy"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the broker was not restarted within {timeout_s} s")
+
+
+def test_a_producer_carries_on_after_the_broker_restarts_without_its_producer_state(tmp_path: Path) -> None:
+    config = _broker_and_redis(tmp_path)
+    stack = Stack(config)
+    try:
+        kafka = stack.up(detach=False).kafka_settings()
+        producer = Producer(kafka, "test-carries-on")
+        for i in range(20):  # sequence numbers on both partitions that the restarted broker forgets
+            producer.send_acknowledged("orate.jobs", f"before-{i}", b"x")
+        _restarted(stack, config.run_dir, signal.SIGKILL)
+        delivered, failures = [], []
+        deadline = time.monotonic() + 60
+        while len(delivered) < 20 and time.monotonic() < deadline:
+            key = f"after-{len(delivered)}"
+            try:
+                producer.send_acknowledged("orate.jobs", key, b"y")
+                delivered.append(key)
+            except BusError as exc:  # what the old client held, or sent while the broker was away
+                failures.append(str(exc))
+                time.sleep(0.2)
+        producer.close()
+        assert len(delivered) == 20, failures[-3:]
     finally:
         stack.down()
 

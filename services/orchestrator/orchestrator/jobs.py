@@ -120,7 +120,7 @@ class JobService:
             self._admit(tenant, job_id, upload_bytes, admitted_at)
             admitted = True
             job = self._queued_job(tenant, job_id, pipeline, values, idempotency_key)
-            self._store.put_job(job)
+            self._store.put_job(job, scoped_key)
             self._produce(job_id, jobs_pb2.JobCommand(submit=jobs_pb2.SubmitJob(job=job)))
         except Exception:
             # Not accepted: refund the quotas and free the key so that the client's retry submits afresh.

@@ -245,7 +245,7 @@ class FakeStore:
         if self.keys.get(key) == job_id:
             del self.keys[key]
 
-    def put_job(self, job: jobs_pb2.Job) -> None:
+    def put_job(self, job: jobs_pb2.Job, idempotency_key: str = "") -> None:
         self.write([job], [], new=[job.job_id])
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
