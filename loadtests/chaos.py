@@ -293,7 +293,7 @@ def main() -> None:
         plan = kill_plan(args.kills, args.jobs / args.rate, rng, runners)
         print(f"phase 1: {args.jobs} jobs at {args.rate}/s, {len(plan)} kills")
         accepted, kills = run_load(client, args.jobs, args.rate, "chaos", plan, stack)
-        chaos = audit(client, accepted, log, FINISH_TIMEOUT_S)
+        chaos = {"jobs_submitted": args.jobs, **audit(client, accepted, log, FINISH_TIMEOUT_S)}
         chaos["kills"] = kills
         chaos["submit_retries"] = dict(client.retries)
         print(json.dumps({k: v for k, v in chaos.items() if k != "kills"}, indent=2))
@@ -303,7 +303,7 @@ def main() -> None:
         client.retries.clear()
         broker_plan = [(count / args.rate / 2, "kafka", signal.SIGKILL)]
         accepted2, kills2 = run_load(client, count, args.rate, "brokerkill", broker_plan, stack)
-        broker = audit(client, accepted2, log, finish_timeout_s=180)
+        broker = {"jobs_submitted": count, **audit(client, accepted2, log, finish_timeout_s=180)}
         broker["kills"] = kills2
         broker["submit_retries"] = dict(client.retries)
         print(json.dumps({k: v for k, v in broker.items() if k != "kills"}, indent=2))
