@@ -16,8 +16,9 @@ import httpx
 import pytest
 import redis
 import yaml
+from polling import consume
 
-from shared.bus import BusError, Consumer, Producer, Record, watermarks
+from shared.bus import BusError, Consumer, Producer, watermarks
 from shared.stack import Stack, StackConfig, free_stack_ports
 from shared.stack.config import HOST
 from shared.stack.processes import Probe
@@ -54,14 +55,6 @@ def _state(run_dir: Path) -> dict[str, Any]:
 
 def _component(run_dir: Path, name: str) -> dict[str, Any]:
     return next(c for c in _state(run_dir)["components"] if c["name"] == name)
-
-
-def _consume(consumer: Consumer, count: int, timeout_s: float = 20.0) -> list[Record]:
-    records: list[Record] = []
-    deadline = time.monotonic() + timeout_s
-    while len(records) < count and time.monotonic() < deadline:
-        records += consumer.poll_batch(max_records=count - len(records), timeout_s=0.2)
-    return records
 
 
 def _sleeper_stack(tmp_path: Path) -> StackConfig:
@@ -145,7 +138,7 @@ def test_records_and_committed_offsets_survive_down_and_up_with_the_right_lag(tm
         producer.close()
         first = Consumer(kafka, "g-durable", [topic], "first")
         try:
-            for record in _consume(first, 10):  # ten processed (of 30): committed at close
+            for record in consume(first, 10):  # ten processed (of 30): committed at close
                 first.processed(record)
         finally:
             first.close()
@@ -156,7 +149,7 @@ def test_records_and_committed_offsets_survive_down_and_up_with_the_right_lag(tm
         assert watermarks(kafka) == before
         second = Consumer(kafka, "g-durable", [topic], "second")
         try:
-            rest = _consume(second, 20)
+            rest = consume(second, 20)
             rest += second.poll_batch(max_records=10, timeout_s=0.5)  # nothing beyond the 20
             lag = second.lag()
         finally:

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer as RawConsumer
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
+from polling import consume
 
 from shared.bus import (
     CONTENT_TYPE_HEADER,
@@ -28,15 +29,6 @@ from shared.bus import (
 from shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
-
-
-def _consume(consumer: Consumer, count: int, timeout_s: float = 20.0) -> list[Record]:
-    """Poll until count records arrived (the first poll includes the ~2 s group join)."""
-    records: list[Record] = []
-    deadline = time.monotonic() + timeout_s
-    while len(records) < count and time.monotonic() < deadline:
-        records += consumer.poll_batch(max_records=count - len(records), timeout_s=0.2)
-    return records
 
 
 def _produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
@@ -103,7 +95,7 @@ def test_lag_is_records_produced_minus_records_committed_per_partition(
 
     consumer = Consumer(kafka_settings, group_id="g-lag", topics=[topic], client_id="lag")
     try:
-        records = _consume(consumer, 40)
+        records = consume(consumer, 40)
         consumed = dict.fromkeys(produced, 0)
         # Process (and commit) all but the last 3 records of each partition.
         by_partition: dict[int, list[Record]] = {}
@@ -137,7 +129,7 @@ def test_keyed_records_and_headers_round_trip_through_a_group(kafka_settings: Ka
 
     consumer = Consumer(kafka_settings, group_id="g-headers", topics=[topic], client_id="test-consumer")
     try:
-        records = _consume(consumer, 3)
+        records = consume(consumer, 3)
         for record in records:
             consumer.processed(record)
     finally:
@@ -163,7 +155,7 @@ def test_a_new_member_resumes_after_the_processed_records(kafka_settings: KafkaS
     first = Consumer(kafka_settings, group_id="g-resume", topics=[topic], client_id="first")
     done: list[bytes] = []
     try:
-        for record in _consume(first, 30):
+        for record in consume(first, 30):
             # Records past the 15th were fetched but not processed: they must be delivered again.
             if len(done) < 15:
                 first.processed(record)
@@ -174,7 +166,7 @@ def test_a_new_member_resumes_after_the_processed_records(kafka_settings: KafkaS
 
     second = Consumer(kafka_settings, group_id="g-resume", topics=[topic], client_id="second")
     try:
-        rest = _consume(second, 15)
+        rest = consume(second, 15)
         # Anything beyond the 15 unprocessed records would be a replay of committed work.
         rest += second.poll_batch(max_records=10, timeout_s=0.5)
         for record in rest:
@@ -195,7 +187,7 @@ def test_offsets_are_committed_in_batches_not_per_record(kafka_settings: KafkaSe
 
     consumer = Consumer(settings, group_id="g-batch", topics=[topic], client_id="batch")
     try:
-        records = _consume(consumer, 10)
+        records = consume(consumer, 10)
         for record in records[:4]:
             consumer.processed(record)
         assert _committed_total(settings, "g-batch", topic) == 0
@@ -220,7 +212,7 @@ def test_retention_drops_old_records_and_keeps_new_ones(kafka_settings: KafkaSet
     _produce(settings, topic, [b"new"] * 3)
     consumer = Consumer(settings, group_id="g-retention", topics=[topic], client_id="retention")
     try:
-        records = _consume(consumer, 3)
+        records = consume(consumer, 3)
     finally:
         consumer.close()
     assert [(r.offset, r.value) for r in records] == [(10, b"new"), (11, b"new"), (12, b"new")]
@@ -233,7 +225,7 @@ def test_a_consumer_deletes_the_records_its_group_committed(kafka_settings: Kafk
     _produce(settings, topic, [f"v{i}".encode() for i in range(30)])
     consumer = Consumer(settings, group_id="g-delete", topics=[topic], client_id="delete")
     try:
-        records = _consume(consumer, 30)
+        records = consume(consumer, 30)
         for record in records[:20]:
             consumer.processed(record)
         consumer.commit()
@@ -255,7 +247,7 @@ def test_an_idle_consumer_pauses_and_still_gets_each_new_record(kafka_settings: 
     producer = Producer(kafka_settings, client_id="test-producer")
     try:
         _produce(kafka_settings, topic, [b"first"])
-        assert [r.value for r in _consume(consumer, 1)] == [b"first"]
+        assert [r.value for r in consume(consumer, 1)] == [b"first"]
         for i in range(10):
             # Idle for many intervals: the partitions are paused when the record comes.
             deadline = time.monotonic() + 0.2
@@ -263,7 +255,7 @@ def test_an_idle_consumer_pauses_and_still_gets_each_new_record(kafka_settings: 
                 assert consumer.poll_batch(10, 0.05) == []
             producer.send(topic, f"job-{i}", f"r{i}".encode())
             producer.flush()
-            assert [r.value for r in _consume(consumer, 1, timeout_s=2.0)] == [f"r{i}".encode()]
+            assert [r.value for r in consume(consumer, 1, timeout_s=2.0)] == [f"r{i}".encode()]
     finally:
         producer.close()
         consumer.close()
@@ -305,7 +297,7 @@ def test_a_member_killed_without_leaving_is_replaced_at_once_by_its_static_succe
     successor = Consumer(settings, group_id="g-static", topics=[topic], client_id="successor")
     try:
         # The first record was never committed, so the successor gets both.
-        got = sorted(record.value for record in _consume(successor, 2, timeout_s=20.0))
+        got = sorted(record.value for record in consume(successor, 2, timeout_s=20.0))
     finally:
         successor.close()
     assert got == [b"first", b"second"]
