@@ -18,6 +18,8 @@ DATA_CONTENT_TYPE = "application/json"
 # Event types, in the order a successful job emits them.
 JOB_ACCEPTED = "orate.job.accepted"
 STAGE_STARTED = "orate.stage.started"
+# A streaming stage's partial output, sent by its runner as the model yields it (sequence 0, 1, 2...).
+STAGE_CHUNK = "orate.stage.chunk"
 STAGE_RETRYING = "orate.stage.retrying"
 STAGE_COMPLETED = "orate.stage.completed"
 STAGE_FAILED = "orate.stage.failed"
@@ -33,8 +35,10 @@ TENANT_ATTRIBUTE = "tenant"
 
 
 def event_id(event: jobs_pb2.JobEvent) -> str:
-    """Deterministic id: <job>:<type>:<stage>:<attempt>, so consumers can drop replayed duplicates."""
-    return f"{event.job_id}:{event.type}:{event.stage}:{event.attempt}"
+    """Deterministic id: <job>:<type>:<stage>:<attempt> (a chunk's with :<sequence> after it), so consumers
+    can drop replayed duplicates."""
+    identity = f"{event.job_id}:{event.type}:{event.stage}:{event.attempt}"
+    return f"{identity}:{event.sequence}" if event.type == STAGE_CHUNK else identity
 
 
 def _rfc3339(unix_ms: int) -> str:

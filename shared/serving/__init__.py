@@ -1,5 +1,5 @@
 """Model-agnostic serving: the Predictor contract, deployment specs, and adapters for Ray Serve and Triton."""
 
-from shared.serving.predictor import InvalidRequest, Predictor
+from shared.serving.predictor import InvalidRequest, Predictor, StreamingPredictor
 
-__all__ = ["InvalidRequest", "Predictor"]
+__all__ = ["InvalidRequest", "Predictor", "StreamingPredictor"]

@@ -1,12 +1,15 @@
 """Clients the stage runners use to call a deployment: Ray Serve through a DeploymentHandle (or over HTTP
 from outside the Ray cluster), Triton over gRPC. All send the serialized request message and return the
-serialized response message."""
+serialized response message (or, from a streaming deployment, its serialized parts as they come)."""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -14,6 +17,7 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from shared.serving import stream_frames
 from shared.serving.deployments import DeploymentSpec
 from shared.serving.predictor import InvalidRequest
 from shared.settings import ModelEndpoints
@@ -28,6 +32,9 @@ PROTOBUF = "application/x-protobuf"
 _SERVE_WAIT_S = 300.0
 # Enough pooled connections for a runner's thread pool to keep a deployment's batches full.
 MAX_CONNECTIONS = 64
+# One part of a streamed answer: (final, serialized message); final is False for a chunk, True for the
+# response that ends the stream.
+StreamedPart = tuple[bool, bytes]
 
 
 class ModelUnavailable(RuntimeError):
@@ -41,6 +48,12 @@ class ModelClient(ABC):
     def predict(self, request: bytes, timeout_s: float) -> bytes:
         """Raises shared.serving.predictor.InvalidRequest (not retryable), TimeoutError or
         ModelUnavailable (retryable)."""
+
+    def predict_stream(self, request: bytes, timeout_s: float) -> Generator[StreamedPart, None, None]:
+        """A streaming deployment's parts as they come: (False, chunk)... then (True, response); timeout_s
+        bounds the whole stream. Raises as predict() does, before any part or between two; a caller that
+        stops early closes the iterator, which cancels the call."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def close(self) -> None:  # noqa: B027 - optional hook: clients without connections need nothing
         """Release pooled connections."""
@@ -68,6 +81,35 @@ class RayServeClient(ModelClient):
             raise InvalidRequest(reason)
         raise ModelUnavailable(f"{self.url} answered {response.status_code}: {reason}")
 
+    def predict_stream(self, request: bytes, timeout_s: float) -> Generator[StreamedPart, None, None]:
+        """POST to {service}/predict_stream: bad input answers 422 before the stream, which is frames
+        (shared.serving.stream_frames); a failure mid-stream is its last frame."""
+        url = f"{self.url}_stream"
+        deadline = time.monotonic() + timeout_s
+        try:
+            with self._http.stream("POST", url, content=request, timeout=timeout_s) as response:
+                if response.status_code != 200:
+                    response.read()
+                    reason = error_reason(response)
+                    if response.status_code == 422:
+                        raise InvalidRequest(reason)
+                    raise ModelUnavailable(f"{url} answered {response.status_code}: {reason}")
+                for kind, payload in stream_frames.read_frames(response.iter_bytes()):
+                    if kind == stream_frames.INVALID:
+                        raise InvalidRequest(payload.decode())
+                    if kind == stream_frames.ERROR:
+                        raise ModelUnavailable(f"{url}: {payload.decode()}")
+                    yield kind == stream_frames.RESPONSE, payload
+                    if kind == stream_frames.RESPONSE:
+                        return
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{url} did not finish its stream within {timeout_s} s")
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(f"{url} did not finish its stream within {timeout_s} s") from exc
+        except (httpx.HTTPError, stream_frames.FrameError) as exc:
+            raise ModelUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise ModelUnavailable(f"{url}: the stream ended without its response")
+
     def close(self) -> None:
         self._http.close()
 
@@ -91,6 +133,7 @@ class RayHandleClient(ModelClient):
         self._handle = _wait_for_handle(service).options(
             _by_reference=False, request_serialization="pickle", response_serialization="pickle"
         )
+        self._streaming_handle = self._handle.options(stream=True)
 
     def predict(self, request: bytes, timeout_s: float) -> bytes:
         response = self._handle.predict.remote(request)
@@ -107,6 +150,42 @@ class RayHandleClient(ModelClient):
             raise ModelUnavailable(
                 f"ray deployment {self.service}: {type(reason).__name__}: {reason}"
             ) from exc
+
+    def predict_stream(self, request: bytes, timeout_s: float) -> Generator[StreamedPart, None, None]:
+        """The deployment's predict_stream() through a streaming handle. A sync iteration has no timeout of
+        its own, so a timer cancels the call at the deadline."""
+        parts = self._streaming_handle.predict_stream.remote(request)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            parts.cancel()
+
+        timer = threading.Timer(timeout_s, expire)
+        timer.start()
+        finished = False
+        try:
+            for final, payload in parts:
+                yield final, payload
+                if final:
+                    finished = True
+                    return
+        except InvalidRequest as exc:
+            raise InvalidRequest(str(getattr(exc, "cause", exc))) from exc
+        except Exception as exc:
+            if expired.is_set():
+                raise TimeoutError(
+                    f"ray deployment {self.service} did not finish its stream within {timeout_s} s"
+                ) from exc
+            reason = getattr(exc, "cause", None) or exc
+            raise ModelUnavailable(
+                f"ray deployment {self.service}: {type(reason).__name__}: {reason}"
+            ) from exc
+        finally:
+            timer.cancel()
+            if not finished:
+                parts.cancel()
+        raise ModelUnavailable(f"ray deployment {self.service}: the stream ended without its response")
 
 
 def _wait_for_handle(service: str) -> DeploymentHandle:
@@ -138,17 +217,23 @@ def error_reason(response: httpx.Response) -> str:
 class TritonClient(ModelClient):
     """Infer on model <service> with one BYTES item; RESPONSE holds the message, ERROR the reason if any."""
 
-    def __init__(self, triton_grpc_url: str, service: str) -> None:
+    def __init__(self, triton_grpc_url: str, service: str, decoupled: bool = False) -> None:
         self.model = service
         self.url = triton_grpc_url
-        # The gRPC client is thread-safe for unary calls (not for streams, which this does not use).
+        # A decoupled (streaming) model answers stream_infer only: predict() keeps its stream's response.
+        self.decoupled = decoupled
+        # The gRPC client is thread-safe for unary calls, not for streams: each stream opens its own.
         self._grpc = triton_grpc.InferenceServerClient(triton_grpc_url)
         self._outputs = [
             triton_grpc.InferRequestedOutput("RESPONSE"),
             triton_grpc.InferRequestedOutput("ERROR"),
         ]
+        self._stream_outputs = [*self._outputs, triton_grpc.InferRequestedOutput("FINAL")]
 
     def predict(self, request: bytes, timeout_s: float) -> bytes:
+        if self.decoupled:
+            *_, (_, response) = self.predict_stream(request, timeout_s)
+            return response
         item = triton_grpc.InferInput("REQUEST", [1, 1], "BYTES")
         item.set_data_from_numpy(np.array([[request]], dtype=np.object_))
         try:
@@ -158,11 +243,49 @@ class TritonClient(ModelClient):
                 raise TimeoutError(f"triton model {self.model} did not answer within {timeout_s} s") from exc
             raise ModelUnavailable(f"triton model {self.model}: {exc.message()}") from exc
         error = result.as_numpy("ERROR")[0, 0].decode()
-        if not error:
-            return result.as_numpy("RESPONSE")[0, 0]
+        if error:
+            raise self._failure(error)
+        return result.as_numpy("RESPONSE")[0, 0]
+
+    def predict_stream(self, request: bytes, timeout_s: float) -> Generator[StreamedPart, None, None]:
+        """stream_infer on the decoupled model: one response per part, FINAL true on the last (or ERROR)."""
+        item = triton_grpc.InferInput("REQUEST", [1, 1], "BYTES")
+        item.set_data_from_numpy(np.array([[request]], dtype=np.object_))
+        results: queue.Queue[tuple[triton_grpc.InferResult | None, InferenceServerException | None]]
+        results = queue.Queue()
+        deadline = time.monotonic() + timeout_s
+        client = triton_grpc.InferenceServerClient(self.url)
+        try:
+            client.start_stream(callback=lambda result, error: results.put((result, error)))
+            client.async_stream_infer(self.model, [item], outputs=self._stream_outputs)
+            while True:
+                try:
+                    result, error = results.get(timeout=max(deadline - time.monotonic(), 0.0))
+                except queue.Empty:
+                    raise TimeoutError(
+                        f"triton model {self.model} did not finish its stream within {timeout_s} s"
+                    ) from None
+                if error is not None:
+                    raise ModelUnavailable(f"triton model {self.model}: {error.message()}")
+                assert result is not None
+                reason = result.as_numpy("ERROR")[0, 0].decode()
+                if reason:
+                    raise self._failure(reason)
+                final = bool(result.as_numpy("FINAL")[0, 0])
+                yield final, result.as_numpy("RESPONSE")[0, 0]
+                if final:
+                    return
+        except InferenceServerException as exc:
+            raise ModelUnavailable(f"triton model {self.model}: {exc.message()}") from exc
+        finally:
+            client.stop_stream(cancel_requests=True)
+            client.close()
+
+    def _failure(self, error: str) -> Exception:
+        """The exception for the model's ERROR output: "invalid: ..." or "error: ..."."""
         if error.startswith("invalid: "):
-            raise InvalidRequest(error.removeprefix("invalid: "))
-        raise ModelUnavailable(f"triton model {self.model}: {error.removeprefix('error: ')}")
+            return InvalidRequest(error.removeprefix("invalid: "))
+        return ModelUnavailable(f"triton model {self.model}: {error.removeprefix('error: ')}")
 
     def close(self) -> None:
         self._grpc.close()
@@ -177,4 +300,4 @@ def model_client(spec: DeploymentSpec, endpoints: ModelEndpoints) -> ModelClient
         )
     if spec.backend == "ray":
         return RayServeClient(endpoints.ray_serve_url_for(spec.service), spec.service)
-    return TritonClient(endpoints.triton_url_for(spec.service), spec.service)
+    return TritonClient(endpoints.triton_url_for(spec.service), spec.service, decoupled=bool(spec.chunk_type))

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from shared.protos import import_proto_modules
-from shared.serving.predictor import Predictor
+from shared.serving.predictor import Predictor, StreamingPredictor
 
 
 class DeploymentError(ValueError):
@@ -31,6 +31,11 @@ class DeploymentSpec(BaseModel):
     predictor: str = Field(description="import path module:Class of a shared.serving.Predictor")
     request_type: str = Field(description="full protobuf name, e.g. orate.v1.FaceVqvaeRequest")
     response_type: str
+    chunk_type: str = Field(
+        "",
+        description="full protobuf name of the chunks of a shared.serving.StreamingPredictor; set, the "
+        "deployment streams them before the response (empty: one response per request)",
+    )
     predictor_config: dict[str, Any] = {}
     max_batch_size: int = Field(8, ge=1)
     batch_wait_ms: float = Field(2.0, ge=0)
@@ -100,6 +105,24 @@ def build_predictor(
             raise DeploymentError(
                 f"{spec.service}: spec says {role}_type {expected!r} but {spec.predictor} uses {actual!r}"
             )
+    if spec.chunk_type:
+        _check_streaming(spec, cls)
     predictor = cls(**spec.predictor_config)
     predictor.load()
     return predictor
+
+
+def _check_streaming(spec: DeploymentSpec, cls: type[Predictor]) -> None:
+    """A streaming deployment's predictor streams chunks of the spec's type, told apart from its response."""
+    if not issubclass(cls, StreamingPredictor):
+        raise DeploymentError(
+            f"{spec.service}: spec names chunk_type {spec.chunk_type!r} but {spec.predictor} is not a "
+            "shared.serving.StreamingPredictor"
+        )
+    actual = cls.chunk_type.DESCRIPTOR.full_name
+    if actual != spec.chunk_type:
+        raise DeploymentError(
+            f"{spec.service}: spec says chunk_type {spec.chunk_type!r} but {spec.predictor} uses {actual!r}"
+        )
+    if cls.chunk_type is cls.response_type:
+        raise DeploymentError(f"{spec.service}: {spec.predictor}'s chunk and response types must differ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 
 # The Ray namespace Orate's Serve applications and drivers share.
 RAY_NAMESPACE = "orate"
@@ -13,6 +14,11 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 # a single-node OSX/Windows one. Ray reads this when it is imported, so it must be in the environment first.
 LOOPBACK_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
+log = logging.getLogger(__name__)
+
+# How long a driver waits for the cluster's node to register: a runner may start beside the Ray host (in the
+# embedded stack, and in Kubernetes) and waits for it rather than crash-looping.
+JOIN_WAIT_S = 300.0
 # The cluster this process joined, if any. Serve caches its controller and routers per process, so a
 # process joins one cluster in its life; tests and benchmarks that start several use a process for each.
 _joined: str | None = None
@@ -47,13 +53,23 @@ def connect(address: str, auth_token: str) -> None:
 
     # Over loopback, this driver's own listeners must stay on loopback too.
     node_ip = "127.0.0.1" if loopback else None
-    ray.init(
-        address=address,
-        namespace=RAY_NAMESPACE,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-        _node_ip_address=node_ip,
-    )
+    deadline = time.monotonic() + JOIN_WAIT_S
+    while True:
+        try:
+            ray.init(
+                address=address,
+                namespace=RAY_NAMESPACE,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                _node_ip_address=node_ip,
+            )
+            break
+        except ConnectionError as exc:  # the GCS is not up yet, or its node has not registered
+            ray.shutdown()
+            if time.monotonic() > deadline:
+                raise
+            log.info("waiting for the Ray cluster at %s (%s)", address, exc)
+            time.sleep(1.0)
     _joined = address
 
 

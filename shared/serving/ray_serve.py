@@ -1,19 +1,21 @@
-"""Ray Serve adapter: one deployment class that hosts any Predictor behind POST /<service>/predict."""
+"""Ray Serve adapter: one deployment class that hosts any Predictor behind POST /<service>/predict (and a
+streaming one behind POST /<service>/predict_stream too)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from google.protobuf.message import DecodeError, Message
 from ray import serve
 from ray.serve.deployment import Application
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from shared.serving import stream_frames
 from shared.serving.deployments import DeploymentsFile, DeploymentSpec, build_predictor
-from shared.serving.predictor import InvalidRequest
+from shared.serving.predictor import InvalidRequest, StreamingPredictor, StreamPart, stream_parts
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +39,19 @@ class PredictorDeployment:
     ) -> None:
         self.predictor = build_predictor(spec, python_path=python_path, proto_modules=proto_modules)
         self.request_type = type(self.predictor).request_type
+        # build_predictor has checked that a spec with a chunk type has a StreamingPredictor.
+        self.streams = bool(spec.chunk_type)
         # The batch size and wait come from the spec, which is only known here, not at class definition.
         self.predict_batch.set_max_batch_size(spec.max_batch_size)
         self.predict_batch.set_batch_wait_timeout_s(spec.batch_wait_ms / 1000)
 
     async def __call__(self, http: Request) -> Response:
-        if http.method != "POST" or not http.url.path.rstrip("/").endswith("/predict"):
-            return JSONResponse({"error": "not found: use POST <service>/predict"}, status_code=404)
+        path = http.url.path.rstrip("/")
+        if http.method == "POST" and path.endswith("/predict_stream") and self.streams:
+            return await self._stream_over_http(http)
+        if http.method != "POST" or not path.endswith("/predict"):
+            where = "POST <service>/predict" + (" or <service>/predict_stream" if self.streams else "")
+            return JSONResponse({"error": f"not found: use {where}"}, status_code=404)
         try:
             request = self._decode(await http.body())
         except InvalidRequest as exc:
@@ -65,6 +73,47 @@ class PredictorDeployment:
         self.predictor.check(request)
         response = await self.predict_batch(request)
         return response.SerializeToString()
+
+    async def predict_stream(self, body: bytes) -> AsyncIterator[tuple[bool, bytes]]:
+        """The streaming call for DeploymentHandle callers (`.options(stream=True)`): (final, serialized
+        message) per part as the predictor yields it, the chunks first and the response last;
+        InvalidRequest as for predict()."""
+        request = self._decode(body)
+        self.predictor.check(request)
+        async for part in self._stream(request):
+            yield part.final, part.message.SerializeToString()
+
+    async def _stream_over_http(self, http: Request) -> Response:
+        """Bad input answers 400 or 422 before the stream starts; the stream is frames (stream_frames)."""
+        try:
+            request = self._decode(await http.body())
+        except InvalidRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            self.predictor.check(request)
+        except InvalidRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return StreamingResponse(self._frames(request), media_type=stream_frames.MEDIA_TYPE)
+
+    async def _frames(self, request: Message) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._stream(request):
+                kind = stream_frames.RESPONSE if part.final else stream_frames.CHUNK
+                yield stream_frames.encode_frame(kind, part.message.SerializeToString())
+        except InvalidRequest as exc:
+            yield stream_frames.encode_frame(stream_frames.INVALID, str(exc).encode())
+        except Exception as exc:
+            logger.exception("stream failed")
+            yield stream_frames.encode_frame(stream_frames.ERROR, f"{type(exc).__name__}: {exc}".encode())
+
+    async def _stream(self, request: Message) -> AsyncIterator[StreamPart]:
+        if not self.streams:
+            raise InvalidRequest("this deployment does not stream: its spec names no chunk_type")
+        assert isinstance(self.predictor, StreamingPredictor)
+        parts = stream_parts(self.predictor, request)
+        # Each part is computed in a worker thread, as predict_batch does, and passed on as soon as it is.
+        while (part := await asyncio.to_thread(next, parts, None)) is not None:
+            yield part
 
     def _decode(self, body: bytes) -> Message:
         try:

@@ -18,6 +18,7 @@ from shared.serving.deployments import DeploymentSpec, load_deployments
 
 MODEL_FILE = Path(__file__).with_name("triton_model.py")
 STRING = mc.DataType.TYPE_STRING
+BOOL = mc.DataType.TYPE_BOOL
 
 
 def pytriton_dir() -> Path:
@@ -29,11 +30,15 @@ def pytriton_dir() -> Path:
 
 
 def model_config(spec: DeploymentSpec, python_path: list[str], proto_modules: list[str]) -> mc.ModelConfig:
-    """config.pbtxt of one deployment: the generic Python model, batched, its predictor in parameters."""
+    """config.pbtxt of one deployment: the generic Python model, batched, its predictor in parameters. A
+    streaming deployment (one with a chunk type) is decoupled: each request gets one response per part of
+    its stream, FINAL true on the last."""
+    streams = bool(spec.chunk_type)
     parameters = {
         "predictor": spec.predictor,
         "request_type": spec.request_type,
         "response_type": spec.response_type,
+        "chunk_type": spec.chunk_type,
         "predictor_config": json.dumps(spec.predictor_config),
         "python_path": json.dumps(python_path),
         "proto_modules": json.dumps(proto_modules),
@@ -47,7 +52,9 @@ def model_config(spec: DeploymentSpec, python_path: list[str], proto_modules: li
         ),
         instance_group=[mc.ModelInstanceGroup(count=spec.instances, kind=mc.ModelInstanceGroup.KIND_CPU)],
         input=[mc.ModelInput(name="REQUEST", data_type=STRING, dims=[1])],
-        output=[mc.ModelOutput(name=name, data_type=STRING, dims=[1]) for name in ("RESPONSE", "ERROR")],
+        output=[mc.ModelOutput(name=name, data_type=STRING, dims=[1]) for name in ("RESPONSE", "ERROR")]
+        + ([mc.ModelOutput(name="FINAL", data_type=BOOL, dims=[1])] if streams else []),
+        model_transaction_policy=mc.ModelTransactionPolicy(decoupled=streams),
         parameters={key: mc.ModelParameter(string_value=value) for key, value in parameters.items()},
     )
 

@@ -279,8 +279,10 @@ def test_open_event_streams_hold_no_worker(
     assert urls.api_url is not None and urls.api_grpc is not None
     store = JobStore(urls.redis_settings())
     job_id = f"silent-{uuid.uuid4().hex[:8]}"
+    # Running, with no stage dispatched: no timer of the engine's will move it (a queued one would be
+    # submitted again after a while, as a submit the broker lost).
     silent = jobs_pb2.Job(
-        job_id=job_id, pipeline="fixture-noop", status=jobs_pb2.JOB_STATUS_QUEUED, tenant=TENANT
+        job_id=job_id, pipeline="fixture-noop", status=jobs_pb2.JOB_STATUS_RUNNING, tenant=TENANT
     )
     store.put_job(silent)
     limits = httpx.Limits(max_connections=SSE_FOLLOWERS)
@@ -306,7 +308,7 @@ def test_open_event_streams_hold_no_worker(
         for call in grpc_streams:
             call.initial_metadata()
 
-        assert api.get(f"/v1/jobs/{job_id}", timeout=10).json()["status"] == "queued"
+        assert api.get(f"/v1/jobs/{job_id}", timeout=10).json()["status"] == "running"
         assert (
             client.GetJob(
                 jobs_pb2.GetJobRequest(job_id=job_id), metadata=grpc_auth(api_key), timeout=10

@@ -28,3 +28,21 @@ def test_cluster_token_is_stable_within_a_process(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     first = ray_driver.cluster_token()
     assert len(first) == 64 and ray_driver.cluster_token() == first
+
+
+def test_a_driver_waits_for_a_cluster_that_is_still_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    tries: list[str] = []
+
+    def init(address: str, **_: object) -> None:
+        tries.append(address)
+        if len(tries) < 3:
+            raise ConnectionError(f"Failed to connect to Ray cluster at {address}")
+
+    monkeypatch.setattr(ray_driver, "_joined", None)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    monkeypatch.setattr(ray_driver.time, "sleep", lambda _: None)
+    ray_driver.connect("127.0.0.1:20003", ray_driver.cluster_token())
+    assert tries == ["127.0.0.1:20003"] * 3 and ray_driver._joined == "127.0.0.1:20003"

@@ -381,7 +381,9 @@ def create_app(
             },
             **_errors(401, 404, 503),
         },
-        summary="An input (stage `_inputs`) or stage output artifact, with its media type",
+        summary="An input (stage `_inputs`), stage output or streamed chunk "
+        "(`chunks/<attempt>/<sequence>/<field>`, as its orate.stage.chunk event names it) artifact, with its "
+        "media type",
     )
     def get_artifact(job_id: str, stage: str, path: str, tenant: Tenant) -> Response:
         data, media_type = service.artifact(job_id, tenant, stage, path)

@@ -14,6 +14,7 @@ import redis
 from orate.v1 import jobs_pb2
 
 from orchestrator import codec, metrics
+from orchestrator.chunks import CHUNKS_DIR, chunk_output
 from orchestrator.errors import (
     BrokerUnavailable,
     InvalidParameter,
@@ -165,11 +166,14 @@ class JobService:
         return job
 
     def artifact(self, job_id: str, tenant: str, stage: str, path: str) -> tuple[bytes, str]:
-        """An input (stage `_inputs`) or stage output artifact: its bytes and media type. Artifacts are
-        reached only through their job, so the job's tenant check covers them."""
+        """An input (stage `_inputs`), stage output or streamed chunk (`chunks/<attempt>/<sequence>/<field>`)
+        artifact: its bytes and media type. Artifacts are reached only through their job, so the job's
+        tenant check covers them."""
         job = self.get(job_id, tenant)
         if stage == INPUTS_STAGE:
             value = job.inputs.get(path)
+        elif stage in job.stages and path.startswith(f"{CHUNKS_DIR}/"):
+            value = chunk_output(self._store.event_history(job_id), job_id, stage, path)
         else:
             value = job.stages[stage].outputs.get(path) if stage in job.stages else None
         if value is None or value.WhichOneof("kind") != "artifact":

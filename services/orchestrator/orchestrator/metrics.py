@@ -47,6 +47,12 @@ MODEL_CALL_DURATION = Histogram(
     ["service"],
     buckets=LATENCY_BUCKETS_S,
 )
+MODEL_FIRST_CHUNK_DURATION = Histogram(
+    "orate_model_first_chunk_seconds",
+    "Runner's call to a streaming deployment until its first chunk arrived",
+    ["service"],
+    buckets=LATENCY_BUCKETS_S,
+)
 STAGE_RETRIES = Counter("orate_stage_retries_total", "Stage attempts scheduled after a failure", ["service"])
 STAGE_DEADLINES_EXPIRED = Counter(
     "orate_stage_deadlines_expired_total",

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 from orate.v1 import common_pb2, jobs_pb2
 
 from orchestrator import codec, metrics
+from orchestrator.chunks import ChunkForwarder
 from orchestrator.process import read_deployments, start_worker, worker_ready
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.transitions import DLQ_UNDECODABLE, is_terminal
@@ -75,6 +76,7 @@ class StageRunner:
         topics: Topics,
         concurrency: int,
         clock: Callable[[], float] = time.time,
+        chunk_type: type[Message] | None = None,
     ) -> None:
         self._service = service
         self._request_type = request_type
@@ -96,6 +98,12 @@ class StageRunner:
         self._acknowledged: set[tuple[str, int, int]] = set()
         self._resend: list[tuple[Record, bytes, dict[str, str]]] = []
         self._beating: dict[StageAttempt, _Beating] = {}
+        # A streaming deployment's chunks are forwarded as they come (orchestrator.chunks).
+        self._chunks = (
+            ChunkForwarder(service, chunk_type, producer, store, artifacts, topics, clock)
+            if chunk_type
+            else None
+        )
 
     def run(self, stop: threading.Event, poll_timeout_s: float = 0.1) -> None:
         with metrics.LagReporter(self._consumer, runner_group(self._service)):
@@ -138,7 +146,7 @@ class StageRunner:
                 if interval_ms > 0:
                     self._beating[attempt] = _Beating(starts[attempt], interval_ms, now_ms + interval_ms)
                 self._running += 1
-            self._pool.submit(self._run_and_report, record, work, starts[attempt])
+            self._pool.submit(self._run_and_report, record, work, starts[attempt], jobs.get(work.job_id))
         return len(records)
 
     def drain(self, timeout_s: float = 60.0) -> None:
@@ -155,9 +163,11 @@ class StageRunner:
         self._pool.shutdown(wait=True)
         self._client.close()
 
-    def _run_and_report(self, record: Record, work: jobs_pb2.StageWork, started_unix_ms: int) -> None:
+    def _run_and_report(
+        self, record: Record, work: jobs_pb2.StageWork, started_unix_ms: int, job: jobs_pb2.Job | None
+    ) -> None:
         try:
-            result = self._run_item(work)
+            result = self._run_item(work, job, record.headers.get(TRACEPARENT_HEADER))
             result.started_unix_ms = started_unix_ms
             value = jobs_pb2.JobCommand(stage_result=result).SerializeToString()
             headers = job_headers(
@@ -214,13 +224,15 @@ class StageRunner:
             if last is not None:
                 self._consumer.processed(last)
 
-    def _run_item(self, work: jobs_pb2.StageWork) -> jobs_pb2.StageResult:
+    def _run_item(
+        self, work: jobs_pb2.StageWork, job: jobs_pb2.Job | None, traceparent: str | None
+    ) -> jobs_pb2.StageResult:
         result = jobs_pb2.StageResult(job_id=work.job_id, stage=work.stage, attempt=work.attempt)
         delay_s = work.not_before_unix_ms / 1000 - self._clock()
         if delay_s > 0:
             time.sleep(delay_s)  # retry backoff set by the engine
         try:
-            response, latency_s = self._call(work)
+            response, latency_s = self._call(work, job, traceparent)
             codec.replace_map(result.outputs, self._store_outputs(work, response))
         except StageFailed as exc:
             log.info("job %s stage %s#%d failed: %s", work.job_id, work.stage, work.attempt, exc)
@@ -234,7 +246,9 @@ class StageRunner:
         result.model_latency_ms = latency_s * 1000
         return result
 
-    def _call(self, work: jobs_pb2.StageWork) -> tuple[Message, float]:
+    def _call(
+        self, work: jobs_pb2.StageWork, job: jobs_pb2.Job | None, traceparent: str | None
+    ) -> tuple[Message, float]:
         fields = {}
         for path, value in work.request.items():
             fields[path] = codec.from_value(value)
@@ -251,7 +265,13 @@ class StageRunner:
             raise StageFailed(str(exc), retryable=False) from exc
         started = time.monotonic()
         try:
-            payload = self._client.predict(request.SerializeToString(), work.timeout_s)
+            if self._chunks is None:
+                payload = self._client.predict(request.SerializeToString(), work.timeout_s)
+            else:
+                parts = self._client.predict_stream(request.SerializeToString(), work.timeout_s)
+                payload = self._chunks.forward(parts, work, job, traceparent)
+        except DecodeError as exc:  # only a streamed chunk is decoded before the call ends
+            raise StageFailed("the deployment streamed a chunk that does not decode", False) from exc
         except InvalidRequest as exc:
             raise StageFailed(f"invalid request: {exc}", retryable=False) from exc
         except TimeoutError as exc:
@@ -351,6 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         artifact_store(settings.artifacts),
         topics,
         settings.runner.concurrency,
+        chunk_type=message_class(spec.chunk_type, deployments.proto_modules) if spec.chunk_type else None,
     )
     log.info("runner for %s up (%s backend)", args.service, spec.backend)
     worker_ready(settings)

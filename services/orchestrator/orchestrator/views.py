@@ -110,8 +110,15 @@ JOB_EVENT_ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["id", "event", "data"],
     "properties": {
-        "id": {"type": "string", "description": "the CloudEvent id: <job>:<type>:<stage>:<attempt>"},
-        "event": {"type": "string", "description": "the CloudEvent type, e.g. orate.job.completed"},
+        "id": {
+            "type": "string",
+            "description": "the CloudEvent id: <job>:<type>:<stage>:<attempt> (a chunk's: then :<sequence>)",
+        },
+        "event": {
+            "type": "string",
+            "description": "the CloudEvent type, e.g. orate.job.completed; orate.stage.chunk for each chunk "
+            "a streaming stage's model yields, before the stage completes",
+        },
         "data": {
             "type": "string",
             "contentMediaType": "application/cloudevents+json",

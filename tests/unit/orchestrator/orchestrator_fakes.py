@@ -329,6 +329,9 @@ class FakeStore:
         more = len(matching) > query.limit
         return [job for _, job in page], encode_cursor(page[-1][0]) if more else ""
 
+    def event_history(self, job_id: str) -> list[bytes]:
+        return list(self.events.get(job_id, []))
+
     async def follow_events(self, job_id: str, timeout_s: float) -> AsyncIterator[bytes]:
         for data in self.events.get(job_id, []):
             yield data
