@@ -97,6 +97,11 @@ class OpenRig:
         self.faces: np.ndarray = model.faces.numpy().astype(np.int32)
 
     @property
+    def model(self) -> torch.nn.Module:
+        """anny's own model (its texture coordinates and body-part segmentation)."""
+        return self._model
+
+    @property
     def shape_names(self) -> tuple[str, ...]:
         return ARKIT_SHAPES
 

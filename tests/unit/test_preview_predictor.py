@@ -1,28 +1,33 @@
-"""The preview-render predictor: ARKit-52 motion + speech to an mp4 as long as the speech."""
+"""The preview-render predictor: ARKit-52 motion + speech to an mp4 as long as the speech; compare mode puts
+more clips beside it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from orate.v1 import common_pb2, models_pb2
+from preview_render.predictor import PreviewRenderPredictor
 
 from shared.media import encode_wav
-from shared.render.predictor import PreviewRenderPredictor
 from shared.render.video import probe_mp4
 from shared.rigs.arkit import ARKIT_INDEX, ARKIT_SHAPES
 from shared.serving.predictor import InvalidRequest
 
 
-def _request(frames: int = 20, seconds: float = 1.2, size: int = 64) -> models_pb2.PreviewRenderRequest:
+def _motion(frames: int, shape: str = "jawOpen") -> common_pb2.Motion:
     curves = np.zeros((frames, len(ARKIT_SHAPES)), np.float32)
-    curves[:, ARKIT_INDEX["jawOpen"]] = np.linspace(0, 1, frames)
-    motion = common_pb2.Motion(
+    curves[:, ARKIT_INDEX[shape]] = np.linspace(0, 1, frames)
+    return common_pb2.Motion(
         layout="arkit-52",
         fps=25,
         frames=frames,
         dims=len(ARKIT_SHAPES),
         data_f32=curves.astype("<f4").tobytes(),
     )
+
+
+def _request(frames: int = 20, seconds: float = 1.2, size: int = 64) -> models_pb2.PreviewRenderRequest:
+    motion = _motion(frames)
     t = np.arange(int(16000 * seconds)) / 16000
     wav = encode_wav((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
     return models_pb2.PreviewRenderRequest(motion=motion, audio=common_pb2.Audio(data=wav), size=size)
@@ -48,6 +53,16 @@ def test_preview_lasts_as_long_as_the_speech(predictor: PreviewRenderPredictor) 
     assert response.video.duration_s == pytest.approx(1.2, abs=1e-3)
 
 
+def test_compare_mode_renders_the_clips_side_by_side(predictor: PreviewRenderPredictor) -> None:
+    request = _request(frames=20, seconds=1.2, size=64)
+    request.compare.extend([_motion(12, "browInnerUp"), _motion(25, "mouthSmileLeft")])
+    request.labels.extend(["a", "b", "c"])
+    predictor.check(request)
+    (response,) = predictor.predict([request])
+    info = probe_mp4(response.video.data)
+    assert (info.width, info.height, info.frames) == (3 * 64, 64, 30)
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
@@ -56,6 +71,10 @@ def test_preview_lasts_as_long_as_the_speech(predictor: PreviewRenderPredictor) 
         (lambda r: setattr(r.motion, "fps", 0), "fps"),
         (lambda r: setattr(r, "size", 5000), "size"),
         (lambda r: setattr(r.audio, "data", b"not audio"), "audio"),
+        (lambda r: (r.compare.append(_motion(5)), r.labels.append("one")), "1 labels for 2 clips"),
+        (lambda r: r.compare.append(common_pb2.Motion(layout="flame-53", dims=53)), r"compare\[0\] must be"),
+        (lambda r: r.compare.extend([_motion(3)] * 8), "at most 8 clips"),
+        (lambda r: (r.compare.append(_motion(5)), setattr(r.compare[0], "fps", 30)), "fps 30 differs"),
     ],
 )
 def test_bad_requests_are_refused_with_the_reason(change, reason: str) -> None:
