@@ -185,6 +185,7 @@ def machine(load_before: float) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -220,6 +221,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device of the predictors, e.g. cuda")
     parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument("--note", action="append", default=[], help="a note on the run's conditions")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
@@ -259,6 +261,7 @@ def main() -> None:
             " 3 (batch 1) or 1 (batched) runs, and repeat runs moved by up to 2x",
             "torch_threads per row (--threads); on this shared CPU torch's default of 2 threads ran several"
             " times slower than 1 (oversubscription), hence num_threads: 1 in deploy/",
+            *args.note,
         ],
         "results": results,
     }

@@ -105,8 +105,9 @@ class WhisperAudioEncoder(AudioEncoder):
         )
 
     def frozen_modules(self, frozen_layers: list[int]) -> list[nn.Module]:
+        """Also the positional table: Whisper's is a fixed sinusoid that Whisper itself never trains."""
         layers = self.audiomodel.layers
-        return [self.audiomodel.conv1, self.audiomodel.conv2] + [
+        return [self.audiomodel.conv1, self.audiomodel.conv2, self.audiomodel.embed_positions] + [
             layers[i] for i in frozen_layers if i < len(layers)
         ]
 

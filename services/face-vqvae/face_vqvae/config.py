@@ -144,7 +144,14 @@ class TrainConfig(BaseModel):
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-9
     max_epochs: int = 201
-    patience: int = Field(5, description="early stopping on validation total loss")
+    patience: int = Field(5, description="validation checks without a better monitor value before stopping")
+    recipe: Literal["official", "project"] = Field(
+        "official",
+        description="checkpoint selection. official: upstream's, exactly: the monitor is a running average "
+        "never reset, the last check is kept (last.ckpt, both as stage 2's prior and for evaluation), and "
+        "the frozen prior's dropout stays on while stage 2 trains. project: early stopping on each check's "
+        "mean validation total, the best check is kept, the frozen prior stays in eval mode in stage 2",
+    )
 
 
 class FaceVqvaeConfig(BaseModel):

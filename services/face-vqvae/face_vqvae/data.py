@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from face_vqvae._audio import load_speech
-from face_vqvae.layouts import MotionLayout
+from face_vqvae.config import FaceVqvaeConfig
+from face_vqvae.layouts import LAYOUTS, MotionLayout
 
 # Upstream stage-2 sentence split, per identity: (neutral sentences, emotional sentences), 1-based inclusive.
 SENTENCE_SPLITS: dict[str, tuple[range, range]] = {
@@ -62,20 +63,20 @@ def load_motion(path: Path, layout: MotionLayout) -> torch.Tensor:
 
 
 class MeadDataset(torch.utils.data.Dataset):
-    """Items of one split; stage 2 needs speech, so items without a matching wav are left out.
+    """The items of the given identities: all their sentences, or one split (`sentences`, a SENTENCE_SPLITS
+    key) of the per-identity sentence split. With `need_audio` (stage 2) items without a wav are left out.
 
-    Split: an `identities/{split}` file (one identity per line; upstream's stage-1 identity split) when
-    the data folder has one, otherwise upstream's per-identity sentence split (SENTENCE_SPLITS).
-    Items whose identity or emotion is not in the vocabulary are skipped: the style one-hot cannot name them.
+    `rule` says in words which items were asked for (for error messages).
     """
 
     def __init__(
         self,
         root: str | Path,
         layout: MotionLayout,
-        split: str,
+        *,
         identities: list[str],
         emotions: list[str],
+        sentences: str | None,
         need_audio: bool,
         sample_rate: int = 16000,
     ) -> None:
@@ -83,20 +84,19 @@ class MeadDataset(torch.utils.data.Dataset):
         self.layout = layout
         self.need_audio = need_audio
         self.sample_rate = sample_rate
-        split_file = root / "identities" / split
-        allowed = set(split_file.read_text().split()) if split_file.exists() else None
-        neutral, emotional = SENTENCE_SPLITS[split]
+        self.rule = f"identities {', '.join(identities)}: " + (
+            "all sentences" if sentences is None else _describe_sentences(sentences)
+        )
         self.items: list[MeadItem] = []
         for motion_path in sorted((root / "param").glob("*.npy")):
             identity, sentence, emotion, intensity = parse_key(motion_path.stem, emotions)
             wav = root / "wav" / f"{motion_path.stem}.wav"
             if identity not in identities or (need_audio and not wav.exists()):
                 continue
-            if allowed is not None:
-                if identity not in allowed:
+            if sentences is not None:
+                neutral, emotional = SENTENCE_SPLITS[sentences]
+                if sentence not in (neutral if emotion == emotions[0] else emotional):
                     continue
-            elif sentence not in (neutral if emotion == emotions[0] else emotional):
-                continue
             self.items.append(
                 MeadItem(
                     motion_path.stem,
@@ -119,3 +119,29 @@ class MeadDataset(torch.utils.data.Dataset):
         if self.need_audio and item.wav_path is not None:
             wave = torch.from_numpy(load_speech(item.wav_path, self.sample_rate))
         return {"item": item, "motion": load_motion(item.motion_path, self.layout), "wave": wave}
+
+
+def _describe_sentences(split: str) -> str:
+    neutral, emotional = SENTENCE_SPLITS[split]
+    return f"sentences {neutral[0]}-{neutral[-1]} (neutral) and {emotional[0]}-{emotional[-1]} (emotional)"
+
+
+def stage_dataset(root: str | Path, config: FaceVqvaeConfig, stage: int, split: str) -> MeadDataset:
+    """A split as each stage takes it upstream.
+
+    Stage 1 learns motion alone. With upstream's stage-1 split files (`identities/{split}`) it takes every
+    sentence of the listed speakers, so it validates on unseen speakers, who need not be in the style
+    vocabulary. Stage 2 and evaluation (upstream's `mead-splits-pred`) take the style vocabulary's speakers
+    and the per-identity sentence split; so does stage 1 on data without split files.
+    """
+    split_file = Path(root) / "identities" / split
+    listed = split_file.read_text().split() if stage == 1 and split_file.exists() else None
+    return MeadDataset(
+        root,
+        LAYOUTS[config.layout],
+        identities=config.style.identities if listed is None else listed,
+        emotions=config.style.emotions,
+        sentences=split if listed is None else None,
+        need_audio=stage == 2,
+        sample_rate=config.sample_rate,
+    )

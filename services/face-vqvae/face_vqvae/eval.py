@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face_vqvae.data import MeadDataset
+from face_vqvae.data import stage_dataset
 from face_vqvae.layouts import LAYOUTS, MotionLayout
 from face_vqvae.loading import build_model, resolve
 from face_vqvae.metrics import FaceMetrics
@@ -70,15 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         rig["lip"].tolist(), rig["upper"].tolist(), template, np.random.default_rng(args.seed)
     )
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    dataset = MeadDataset(
-        args.data,
-        layout,
-        args.split,
-        config.style.identities,
-        config.style.emotions,
-        need_audio=True,
-        sample_rate=config.sample_rate,
-    )
+    dataset = stage_dataset(args.data, config, 2, args.split)
+    if not len(dataset):
+        raise SystemExit(f"no {args.split} sequences with a matching wav/ under {args.data} ({dataset.rule})")
     # The data repeats each clip across emotions and intensities: its speech features are computed once.
     features = SpeechFeatures(model, frozen=True)
     with torch.inference_mode():

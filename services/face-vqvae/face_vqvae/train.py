@@ -14,7 +14,7 @@ import torch
 
 from face_vqvae.checkpoints import load_motion_prior, read_state_dict, stage2_state_dict
 from face_vqvae.config import FaceVqvaeConfig
-from face_vqvae.data import MeadDataset
+from face_vqvae.data import MeadDataset, stage_dataset
 from face_vqvae.layouts import LAYOUTS
 from face_vqvae.losses import FeaturePredictorLoss, MotionPriorLoss
 from face_vqvae.model import MotionPrior, ProbTalk3D, build_motion_prior, build_probtalk3d
@@ -89,7 +89,7 @@ def _stage_losses(
     return predictor_losses(model, audio, motion, style, loss_fn)
 
 
-def _mean_val_loss(
+def _val_totals(
     stage: int,
     model: torch.nn.Module,
     dataset: MeadDataset,
@@ -97,13 +97,35 @@ def _mean_val_loss(
     styles: StyleVocabulary,
     device: str,
     features: SpeechFeatures | None,
-) -> float:
+) -> list[float]:
+    """The total loss of each validation sequence, in eval mode."""
     model.eval()
     with torch.no_grad():
-        totals = [
+        return [
             float(_stage_losses(stage, model, s, loss_fn, styles, device, features)["total"]) for s in dataset
         ]
-    return sum(totals) / len(totals) if totals else math.nan
+
+
+class ValidationMonitor:
+    """The value early stopping and checkpoint selection watch, from one check's per-sequence totals.
+
+    `project`: the check's mean total. `official`: upstream's `total/val`. Its loss module sums every
+    validation sequence since training began and is never reset, and Lightning logs the mean, over the check's
+    sequences, of that running average; so old checks keep weighing on it.
+    """
+
+    def __init__(self, recipe: str) -> None:
+        self.recipe = recipe
+        self._sum, self._count = 0.0, 0
+
+    def __call__(self, totals: list[float]) -> float:
+        if self.recipe == "project":
+            return sum(totals) / len(totals)
+        running = []
+        for total in totals:
+            self._sum, self._count = self._sum + total, self._count + 1
+            running.append(self._sum / self._count)
+        return sum(running) / len(running)
 
 
 def build_stage(
@@ -158,43 +180,58 @@ def main(argv: list[str] | None = None) -> None:
     model, loss_fn, optimizer = build_stage(args.stage, config, args.prior, args.trust_pickle)
     model.to(args.device)
     features = SpeechFeatures(model, frozen=not config.audio_encoder.finetune) if args.stage == 2 else None
-    datasets = {
-        split: MeadDataset(
-            args.data,
-            LAYOUTS[config.layout],
-            split,
-            config.style.identities,
-            config.style.emotions,
-            need_audio=args.stage == 2,
-            sample_rate=config.sample_rate,
-        )
-        for split in ("train", "val")
-    }
-    if not len(datasets["train"]):
-        raise SystemExit(f"no training items under {args.data}")
+    datasets = {split: stage_dataset(args.data, config, args.stage, split) for split in ("train", "val")}
+    for split, dataset in datasets.items():
+        if not len(dataset):  # never fall back to another split: early stopping would watch the wrong data
+            speech = " with a matching wav/" if args.stage == 2 else ""
+            raise SystemExit(
+                f"stage {args.stage}: no {split} sequences{speech} under {args.data} ({dataset.rule})"
+            )
+    logger.info(
+        "stage %d: %d train sequences, %d val sequences (%s)",
+        args.stage,
+        len(datasets["train"]),
+        len(datasets["val"]),
+        datasets["val"].rule,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
+    monitor = ValidationMonitor(config.train.recipe)
     best, stale, history, steps, validated = math.inf, 0, [], 0, 0
 
     def validate(epoch: int) -> bool:
-        """Score the val split, keep the best weights; True after `patience` checks without improving."""
+        """Score the val split and save the weights (project: the best check; official: every check, so the
+        file ends as upstream's last.ckpt). True after `patience` checks without a better monitor value."""
         nonlocal best, stale, validated
-        val = _mean_val_loss(
-            args.stage, model, datasets["val"] or datasets["train"], loss_fn, styles, args.device, features
-        )
+        totals = _val_totals(args.stage, model, datasets["val"], loss_fn, styles, args.device, features)
         model.train()
+        val, watched = sum(totals) / len(totals), monitor(totals)
         validated, elapsed = steps, time.monotonic() - started
-        history.append({"epoch": epoch, "steps": steps, "val_total": val, "elapsed_s": round(elapsed, 1)})
-        logger.info(
-            "stage %d epoch %d step %d val total %.5f (%.0f s)", args.stage, epoch, steps, val, elapsed
+        history.append(
+            {
+                "epoch": epoch,
+                "steps": steps,
+                "val_total": val,
+                "monitor": watched,
+                "elapsed_s": round(elapsed, 1),
+            }
         )
-        if val >= best:
-            stale += 1
-            return stale >= config.train.patience
-        best, stale = val, 0
-        checkpoint = {"state_dict": _checkpoint(args.stage, model, config), "stage": args.stage}
-        checkpoint |= {"config": config.model_dump(mode="json"), "epoch": epoch, "val_total": val}
-        torch.save(checkpoint, args.out / f"stage{args.stage}.pt")
-        return False
+        logger.info(
+            "stage %d epoch %d step %d val total %.5f monitor %.5f (%.0f s)",
+            args.stage,
+            epoch,
+            steps,
+            val,
+            watched,
+            elapsed,
+        )
+        improved = watched < best
+        best, stale = (watched, 0) if improved else (best, stale + 1)
+        if improved or config.train.recipe == "official":
+            checkpoint = {"state_dict": _checkpoint(args.stage, model, config), "stage": args.stage}
+            checkpoint |= {"config": config.model_dump(mode="json"), "epoch": epoch, "steps": steps}
+            checkpoint |= {"val_total": val, "monitor": watched}
+            torch.save(checkpoint, args.out / f"stage{args.stage}.pt")
+        return stale >= config.train.patience
 
     stop = False
     for epoch in range(args.epochs or config.train.max_epochs):

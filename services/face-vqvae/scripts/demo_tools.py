@@ -1,4 +1,5 @@
-"""Steps of make_demo_checkpoint.sh besides train and eval: data, rig, packing, baseline, real speech."""
+"""Steps of make_demo_checkpoint.sh besides train and eval (data, rig, packing, baseline, real speech) and
+compare_recipes.sh's summary."""
 
 from __future__ import annotations
 
@@ -91,7 +92,12 @@ def baseline(data: Path, rig_path: Path | None, config_name: str, out: Path) -> 
     layout = LAYOUTS[config.layout]
     splits = {
         split: MeadDataset(
-            data, layout, split, config.style.identities, config.style.emotions, need_audio=False
+            data,
+            layout,
+            identities=config.style.identities,
+            emotions=config.style.emotions,
+            sentences=split,
+            need_audio=False,
         )
         for split in ("train", "test")
     }
@@ -203,7 +209,12 @@ def real_speech(checkpoint: Path, data: Path, out: Path, identity: str) -> None:
     ]
     config = predictor.model_config
     test = MeadDataset(
-        data, LAYOUTS[config.layout], "test", [identity], config.style.emotions, need_audio=True
+        data,
+        LAYOUTS[config.layout],
+        identities=[identity],
+        emotions=config.style.emotions,
+        sentences="test",
+        need_audio=True,
     )
     synthetic = []
     for sample in test:
@@ -241,6 +252,25 @@ def real_speech(checkpoint: Path, data: Path, out: Path, identity: str) -> None:
             {k: v for k, v in result.items() if k != "librivox"} | {"librivox": result["librivox"]["argmin"]}
         )
     )
+
+
+def recipes(work: Path, out: Path) -> None:
+    """compare_recipes.sh's summary: per recipe, the checks each stage ran, the one kept, the test metrics."""
+    report: dict[str, object] = {}
+    for recipe in ("project", "official"):
+        run = work / f"recipe-{recipe}"
+        stages = {}
+        for stage in (1, 2):
+            history = json.loads((run / "train" / f"stage{stage}_history.json").read_text())
+            kept = history[-1] if recipe == "official" else min(history, key=lambda h: h["monitor"])
+            stages[f"stage{stage}"] = {"checks": history, "kept_steps": kept["steps"]}
+        report[recipe] = {
+            "wall_s": {name: float(s) for name, s in (line.split() for line in (run / "wall.txt").open())},
+            "stages": stages,
+            "eval_test": json.loads((run / "eval.json").read_text()),
+        }
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({recipe: report[recipe]["eval_test"] for recipe in ("project", "official")}))
 
 
 def machine() -> None:
@@ -283,6 +313,10 @@ def main(argv: list[str] | None = None) -> None:
     real.add_argument("--identity", default="flite-rms")
     real.add_argument("--out", type=Path, required=True)
     real.set_defaults(run=lambda a: real_speech(a.checkpoint, a.data, a.out, a.identity))
+    compare = commands.add_parser("recipes", help=recipes.__doc__)
+    compare.add_argument("--work", type=Path, required=True)
+    compare.add_argument("--out", type=Path, required=True)
+    compare.set_defaults(run=lambda a: recipes(a.work, a.out))
     commands.add_parser("machine", help=machine.__doc__).set_defaults(run=lambda a: machine())
     args = parser.parse_args(argv)
     args.run(args)

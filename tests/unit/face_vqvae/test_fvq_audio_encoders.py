@@ -95,3 +95,15 @@ def test_whisper_batch_of_clips_equals_one_clip_at_a_time() -> None:
     assert [f.shape[1] for f in together] == [75, 20, 130]
     for a, b in zip(together, alone, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("window_s", [None, 1])
+def test_finetuning_whisper_keeps_its_positional_table_frozen(window_s: int | None) -> None:
+    """Whisper never trains its positional embedding (a fixed sinusoid table); fine-tuning must not either."""
+    encoder = build_audio_encoder(
+        AudioEncoderConfig(
+            name="whisper", random=TINY_WHISPER, finetune=True, frozen_layers=[0], window_s=window_s
+        )
+    )
+    assert not encoder.audiomodel.embed_positions.weight.requires_grad
+    assert all(p.requires_grad for p in encoder.audiomodel.layers[1].parameters())

@@ -77,15 +77,37 @@ def _official_config() -> FaceVqvaeConfig:
     return config
 
 
-def _official_hubert(audiomodel: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A transformers HuBERT's weights as upstream's older transformers copy names them (the old
-    weight_norm's weight_g / weight_v); every other HuBERT key is the same in both."""
-    renamed = {}
-    for key, value in audiomodel.state_dict().items():
-        key = key.replace("parametrizations.weight.original0", "weight_g")
-        key = key.replace("parametrizations.weight.original1", "weight_v")
-        renamed[f"feature_extractor.audiomodel.{key}"] = torch.randn_like(value)
-    return renamed
+def _official_hubert_keys(layers: int) -> dict[str, tuple[int, ...]]:
+    """HuBERT-base (facebook/hubert-base-ls960) as the official stage-2 checkpoint names it: transformers'
+    HubertModel under `feature_extractor.audiomodel.`, saved with the old weight_norm (weight_g, weight_v).
+    Written out from those definitions, not read off our model, so that a renamed module fails the load."""
+    h, conv, ffn, p = 768, 512, 3072, "feature_extractor.audiomodel."
+    keys = {f"{p}masked_spec_embed": (h,)}
+    # Seven bias-free convolutions (kernels 10, 3, 3, 3, 3, 2, 2); GroupNorm after the first only.
+    for i, kernel in enumerate((10, 3, 3, 3, 3, 2, 2)):
+        keys[f"{p}feature_extractor.conv_layers.{i}.conv.weight"] = (conv, 1 if i == 0 else conv, kernel)
+    keys |= {f"{p}feature_extractor.conv_layers.0.layer_norm.{w}": (conv,) for w in ("weight", "bias")}
+    keys |= {f"{p}feature_projection.layer_norm.{w}": (conv,) for w in ("weight", "bias")}
+    keys |= {
+        f"{p}feature_projection.projection.weight": (h, conv),
+        f"{p}feature_projection.projection.bias": (h,),
+    }
+    # Positional convolution: 128 taps, 16 groups, weight norm over dim 2.
+    keys |= {f"{p}encoder.pos_conv_embed.conv.weight_g": (1, 1, 128)}
+    keys |= {f"{p}encoder.pos_conv_embed.conv.weight_v": (h, h // 16, 128)}
+    keys |= {f"{p}encoder.pos_conv_embed.conv.bias": (h,)}
+    keys |= {f"{p}encoder.layer_norm.{w}": (h,) for w in ("weight", "bias")}
+    for i in range(layers):
+        layer = f"{p}encoder.layers.{i}."
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            keys |= {f"{layer}attention.{proj}.weight": (h, h), f"{layer}attention.{proj}.bias": (h,)}
+        for norm in ("layer_norm", "final_layer_norm"):
+            keys |= {f"{layer}{norm}.weight": (h,), f"{layer}{norm}.bias": (h,)}
+        keys |= {f"{layer}feed_forward.intermediate_dense.weight": (ffn, h)}
+        keys |= {f"{layer}feed_forward.intermediate_dense.bias": (ffn,)}
+        keys |= {f"{layer}feed_forward.output_dense.weight": (h, ffn)}
+        keys |= {f"{layer}feed_forward.output_dense.bias": (h,)}
+    return keys
 
 
 def test_official_stage1_checkpoint_loads_strictly(tmp_path: Path) -> None:
@@ -103,9 +125,7 @@ def test_official_stage1_checkpoint_loads_strictly(tmp_path: Path) -> None:
 def test_official_stage2_checkpoint_loads_strictly() -> None:
     prior = {f"motion_prior.{k}": v for k, v in _random(_official_prior_keys()).items()}
     model = build_probtalk3d(_official_config())
-    state = (
-        prior | _random(_official_predictor_keys(1536)) | _official_hubert(model.feature_extractor.audiomodel)
-    )
+    state = prior | _random(_official_predictor_keys(1536)) | _random(_official_hubert_keys(layers=2))
     load_probtalk3d(model, state)
     weight_g = (
         model.feature_extractor.audiomodel.encoder.pos_conv_embed.conv.parametrizations.weight.original0

@@ -57,11 +57,12 @@ def test_mead_dataset_reads_names_and_splits(tmp_path: Path) -> None:
         np.save(tmp_path / "param" / f"{stem}.npy", np.zeros((1, 10, 403), dtype=np.float32))
     assert parse_key("M003_025_happy_1", list(MEAD_EMOTIONS)) == ("M003", 25, "happy", 1)
     kwargs = {"identities": list(MEAD_IDENTITIES), "emotions": list(MEAD_EMOTIONS), "need_audio": False}
-    train = MeadDataset(tmp_path, LAYOUTS["flame-53"], "train", **kwargs)
-    val = MeadDataset(tmp_path, LAYOUTS["flame-53"], "val", **kwargs)
+    train = MeadDataset(tmp_path, LAYOUTS["flame-53"], sentences="train", **kwargs)
+    val = MeadDataset(tmp_path, LAYOUTS["flame-53"], sentences="val", **kwargs)
     assert [i.key for i in train.items] == ["M003_001_0_0"]
     assert sorted(i.key for i in val.items) == ["M003_025_happy_1", "M003_033_0_0"]
     motion = train[0]["motion"]
     assert motion.shape == (10, 53)
     assert torch.allclose(motion[:, :50], torch.full((10, 50), 0.5))  # zero expression -> mid-range
-    assert MeadDataset(tmp_path, LAYOUTS["flame-53"], "train", **{**kwargs, "need_audio": True}).items == []
+    kwargs["need_audio"] = True
+    assert MeadDataset(tmp_path, LAYOUTS["flame-53"], sentences="train", **kwargs).items == []

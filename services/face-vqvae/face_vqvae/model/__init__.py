@@ -40,4 +40,5 @@ def build_probtalk3d(config: FaceVqvaeConfig) -> ProbTalk3D:
         style_dim,
         config.model,
         config.fps,
+        prior_dropout=config.train.recipe == "official",
     )

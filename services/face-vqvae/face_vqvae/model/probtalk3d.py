@@ -14,9 +14,10 @@ from face_vqvae.model.motion_prior import MotionPrior
 class ProbTalk3D(nn.Module):
     """Upstream `VqvaePredict`: `feature_extractor` (speech encoder), `feature_predictor`, `motion_prior`.
 
-    The motion prior is frozen (no gradients, kept in eval mode so its dropout never perturbs the latent
-    targets); gradients reach the predictor through the quantizer's straight-through estimator and the
-    frozen decoder.
+    The motion prior is frozen (no gradients); gradients reach the predictor through the quantizer's
+    straight-through estimator and the frozen decoder. It stays in eval mode, so its dropout never perturbs
+    the latent targets, unless `prior_dropout`: upstream's Lightning loop puts the whole model, prior
+    included, back in train mode for every training epoch (the `official` recipe reproduces that).
     """
 
     def __init__(
@@ -26,9 +27,11 @@ class ProbTalk3D(nn.Module):
         style_dim: int,
         config: ModelConfig,
         fps: float = 25.0,
+        prior_dropout: bool = False,
     ) -> None:
         super().__init__()
         self.fps = fps
+        self.prior_dropout = prior_dropout
         self.feature_extractor = feature_extractor
         self.motion_prior = MotionPrior(nfeats, config)
         self.motion_prior.requires_grad_(False)
@@ -36,7 +39,8 @@ class ProbTalk3D(nn.Module):
 
     def train(self, mode: bool = True) -> ProbTalk3D:
         super().train(mode)
-        self.motion_prior.eval()
+        if not self.prior_dropout:
+            self.motion_prior.eval()
         return self
 
     def audio_features(self, wave: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
