@@ -68,9 +68,10 @@ def measured_profiles() -> dict[str, Profile]:
     asr = json.loads((RESULTS / "asr-sactc.json").read_text())["inference"]["results"]["full"][
         "triton_greedy"
     ]
-    render = json.loads((RESULTS / "data.json").read_text())["render"]
-    # A 5 s preview at 25 fps: 125 frames rasterised, no gain from batching (one GL context per replica).
-    preview_s = 125 / render["raster_frames_per_s"]
+    preview = json.loads((RESULTS / "preview-render.json").read_text())
+    # CPU seconds of one 5 s preview at 512 pixels (posing, rasterising, encoding): a replica's cost per
+    # request on its one requested core; batches share nothing (one GL context renders them in turn).
+    preview_s = preview["results"]["single"]["median_cpu_s"]
     return {
         "face-vqvae": Profile(
             "face-vqvae",
@@ -91,7 +92,7 @@ def measured_profiles() -> dict[str, Profile]:
             preview_s,
             8 * preview_s,
             45.0,
-            "data.json render.raster_frames_per_s, 125 frames per request, batches share nothing",
+            "preview-render.json single/median_cpu_s (5 s clip, 512 px), batches share nothing",
         ),
     }
 
@@ -400,14 +401,17 @@ def simulate(trace: str, profile: Profile, policy: Policy, seed: int) -> dict:
         "fixed_baseline": {"replicas": fixed, **{k: v for k, v in baseline.items() if k != "timeline"}},
         # GPU-hours over the baseline's equal replica-hours over the baseline's (a GPU count per replica).
         "replica_hours_vs_baseline": round(ratio, 3),
-        # The GPU-hour and p99 targets are the diurnal trace's (the first for GPU models only); the longest
-        # wait counts on every trace.
+        # The hours and p99 targets are the diurnal trace's (GPU-hours for GPU models, replica-hours, the
+        # same ratio, for CPU ones); the longest wait counts on every trace.
         "targets": {
             "max_wait_within_cold_start_plus_5s": auto["max_wait_s"] <= limit,
-            **({"p99_wait_within_2s": auto["p99_wait_s"] <= P99_LIMIT_S} if trace == "diurnal" else {}),
             **(
-                {"gpu_hours_at_most_60_percent": ratio <= GPU_HOURS_LIMIT}
-                if trace == "diurnal" and policy.gpus
+                {
+                    "p99_wait_within_2s": auto["p99_wait_s"] <= P99_LIMIT_S,
+                    f"{'gpu' if policy.gpus else 'replica'}_hours_at_most_60_percent": ratio
+                    <= GPU_HOURS_LIMIT,
+                }
+                if trace == "diurnal"
                 else {}
             ),
         },
