@@ -97,10 +97,12 @@ bench: install
 	$(PY) loadtests/face_vqvae_bench.py --threads 1
 	$(PY) loadtests/asr_sactc_bench.py
 
-# One image per service from a Debian base made by mmdebstrap (root); VARIANT=gpu for CUDA torch. Sizes go
-# to loadtests/results/images.json.
+# One image per service from a Debian base made by mmdebstrap (root) and one shared build stage
+# (deploy/images/builder.Dockerfile); `make images VARIANT=gpu` for the CUDA model images. Sizes go to
+# loadtests/results/images.json.
+VARIANT ?= cpu
 images:
-	nice -n 19 deploy/images/build.sh
+	VARIANT=$(VARIANT) nice -n 19 deploy/images/build.sh
 
 clean:
 	rm -rf $(RUN_DIR) proto/orate/v1/*_pb2*.py* tests/fixtures/proto/orate_fixtures/v1/*_pb2*.py*

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `make images`: the Debian base from Debian packages (mmdebstrap + podman import, as an air-gapped user
-# would: no registry image is pulled), then one image per service, each from its Dockerfile at the repo
-# root, and each image's size into loadtests/results/images.json.
+# would: no registry image is pulled), the shared build stage (deploy/images/builder.Dockerfile, once per
+# torch flavour the services need), then one image per service, each from its Dockerfile at the repo root,
+# and each image's size into loadtests/results/images.json.
 #
 #   deploy/images/build.sh [service ...]      default: every service in SERVICES below
 #
 # Environment (all optional):
-#   VARIANT=cpu|gpu     cpu: torch's CPU wheel; gpu: PyPI's CUDA torch (its wheels bundle the CUDA runtime,
-#                       the node's NVIDIA container runtime brings the driver)
+#   VARIANT=cpu|gpu     the model images' torch: cpu: torch's CPU wheel; gpu: PyPI's CUDA torch (its wheels
+#                       bundle the CUDA runtime, the node's NVIDIA container runtime brings the driver). The
+#                       orchestrator and preview-render need no GPU: their gpu tag is the cpu image
 #   TAG=dev             image tag (images are localhost/orate/<service>:<TAG>-<VARIANT>)
 #   WHEELHOUSE=DIR      a folder of wheels pip may install from (e.g. torch's CPU wheel where
 #                       download.pytorch.org is out of reach); mounted read-only into the build
@@ -27,6 +29,7 @@ VARIANT=${VARIANT:-cpu}
 TAG=${TAG:-dev}
 BUILDER=${BUILDER:-podman}
 BASE=localhost/orate/base:bookworm
+BUILDER_IMAGE=localhost/orate/builder
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 TORCH_CPU_INDEX=${TORCH_CPU_INDEX-https://download.pytorch.org/whl/cpu}
 RESULTS=${RESULTS:-loadtests/results/images.json}
@@ -37,6 +40,13 @@ for tool in "$BUILDER" mmdebstrap; do
 done
 
 dockerfile() { echo "services/$1/Dockerfile"; }
+# The builder flavour (none, cpu, gpu) a service's build stage starts from: its Dockerfile's
+# `FROM ${BUILDER}:<flavour> AS build`, where the model services write ${VARIANT}.
+torch_of() {
+  local flavour
+  flavour=$(sed -n 's/^FROM ${BUILDER}:\(.*\) AS build$/\1/p' "$(dockerfile "$1")")
+  echo "${flavour//'${VARIANT}'/$VARIANT}"
+}
 
 if ! podman image exists "$BASE"; then
   # Python 3.11 is bookworm's; wget answers KubeRay's exec probes in the Ray images.
@@ -47,8 +57,8 @@ if ! podman image exists "$BASE"; then
   podman import --change 'CMD ["/usr/bin/python3"]' "$tmp/rootfs.tar" "$BASE"
 fi
 
-args=(--isolation chroot --network host --layers --build-arg "BASE=$BASE" --build-arg "VARIANT=$VARIANT"
-      --build-arg "TORCH_CPU_INDEX=$TORCH_CPU_INDEX")
+args=(--isolation chroot --network host --layers --build-arg "BASE=$BASE" --build-arg "BUILDER=$BUILDER_IMAGE"
+      --build-arg "VARIANT=$VARIANT" --build-arg "TORCH_CPU_INDEX=$TORCH_CPU_INDEX")
 if [ -n "${WHEELHOUSE:-}" ]; then
   args+=(--volume "$(realpath "$WHEELHOUSE"):/wheelhouse:ro" --build-arg PIP_FIND_LINKS=/wheelhouse)
 fi
@@ -61,10 +71,18 @@ if [ -n "${PIP_INDEX_DIR:-}" ]; then
          --build-arg PIP_EXTRA_INDEX_URL=file:///pip-index)
 fi
 
+declare -A builders=()
 built=()
 for service in "${@:-${SERVICES[@]}}"; do
   file=$(dockerfile "$service")
   [ -f "$file" ] || { echo "no Dockerfile for $service ($file)" >&2; exit 2; }
+  torch=$(torch_of "$service")
+  [ -n "$torch" ] || { echo "$file: no 'FROM \${BUILDER}:<flavour> AS build'" >&2; exit 2; }
+  if [ -z "${builders[$torch]:-}" ]; then
+    "$BUILDER" build "${args[@]}" --build-arg "TORCH=$torch" -f deploy/images/builder.Dockerfile \
+      -t "$BUILDER_IMAGE:$torch" .
+    builders[$torch]=1
+  fi
   image=${IMAGE:-localhost/orate/$service:$TAG-$VARIANT}
   start=$(date +%s)
   "$BUILDER" build "${args[@]}" -f "$file" -t "$image" .
