@@ -73,7 +73,9 @@ def test_a_ray_runner_gives_up_after_the_wait_with_the_reason(monkeypatch: pytes
 
 
 def spec(service: str, backend: str) -> DeploymentSpec:
-    return DeploymentSpec(service=service, backend=backend, predictor="x:Y", request_type="r", response_type="s")
+    return DeploymentSpec(
+        service=service, backend=backend, predictor="x:Y", request_type="r", response_type="s"
+    )
 
 
 def test_a_service_with_its_own_address_is_reached_there() -> None:
@@ -82,7 +84,9 @@ def test_a_service_with_its_own_address_is_reached_there() -> None:
         services={"asr-sactc": "asr-triton:8001", "face-vqvae": "http://face-serve:8000"},
     )
     assert model_client(spec("asr-sactc", "triton"), endpoints).url == "asr-triton:8001"
-    assert model_client(spec("face-vqvae", "ray"), endpoints).url == "http://face-serve:8000/face-vqvae/predict"
+    assert (
+        model_client(spec("face-vqvae", "ray"), endpoints).url == "http://face-serve:8000/face-vqvae/predict"
+    )
     assert model_client(spec("preview-render", "triton"), endpoints).url == endpoints.triton_grpc_url
 
 
