@@ -24,9 +24,7 @@ from orate.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 from shared import events
 from shared.artifacts import artifact_store
 from shared.bus import Consumer, Topics
-from shared.serving import ray_driver
-from shared.serving.clients import ModelClient, RayHandleClient, RayServeClient, TritonClient, model_client
-from shared.serving.deployments import load_deployments
+from shared.serving.clients import ModelClient, RayServeClient, TritonClient
 from shared.serving.predictor import InvalidRequest
 from shared.settings import ArtifactSettings
 from shared.stack.config import StackConfig, free_stack_ports
@@ -235,21 +233,18 @@ def test_grpc_event_stream_carries_the_chunks_as_they_come(
 
 @pytest.fixture(scope="module")
 def clients(stack: tuple[Stack, StackUrls]) -> Iterator[list[ModelClient]]:
-    """Every way the runners reach a streaming deployment: a Ray Serve handle (this process joins the
-    stack's Ray cluster as a driver, and leaves before the stack stops), Serve's HTTP proxy, Triton."""
+    """The stack's streaming deployments through Serve's HTTP proxy and Triton. Ray Serve handles stream
+    in the stack's runners (the pipeline tests above): a test process joins one Ray cluster in its life,
+    and test_serving.py's is that one."""
     _, urls = stack
     assert urls.ray_serve_url is not None and urls.triton_grpc_url is not None
-    deployments = load_deployments(FIXTURES / "streaming" / "deployments.yaml")
     made = [
-        model_client(deployments.get("fixture-chunker-ray"), urls.model_endpoints()),
         RayServeClient(urls.ray_serve_url, "fixture-chunker-ray"),
         TritonClient(urls.triton_grpc_url, "fixture-chunker-triton"),
     ]
-    assert isinstance(made[0], RayHandleClient)
     yield made
     for client in made:
         client.close()
-    ray_driver.disconnect()
 
 
 def test_clients_stream_each_part_and_refuse_bad_input_before_any(clients: list[ModelClient]) -> None:
