@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 from orchestrator.process import freeze_heap
 from spine_overhead import (
     DEPLOYMENTS,
@@ -34,6 +34,7 @@ from spine_overhead import (
     machine_cpu,
     percentiles,
     segments,
+    stack_pids,
 )
 
 from shared.bus import Topics, watermarks
@@ -54,16 +55,12 @@ def rss_mb(pid: int) -> float:
 
 def broker_cpu_s(urls: StackUrls) -> float:
     """CPU seconds the broker process has used."""
-    state = json.loads((urls.run_dir / "stack.json").read_text())
-    pid = next(c["pid"] for c in state["components"] if c["name"] == "kafka")
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    times = psutil.Process(stack_pids(urls.run_dir)["kafka"]).cpu_times()
+    return times.user + times.system
 
 
 def broker_sample(urls: StackUrls) -> dict[str, float]:
-    state = json.loads((urls.run_dir / "stack.json").read_text())
-    pid = next(c["pid"] for c in state["components"] if c["name"] == "kafka")
+    pid = stack_pids(urls.run_dir)["kafka"]
     data = urls.run_dir / "kafka"
     held = watermarks(urls.kafka_settings())
     return {
