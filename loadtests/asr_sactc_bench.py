@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from machine import torch_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "services" / "asr-sactc"
@@ -199,19 +199,6 @@ def loss_figures(loss_json: Path | None, work: Path) -> dict[str, Any]:
     return json.loads(loss_json.read_text())
 
 
-def machine(load_before: float) -> dict[str, Any]:
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--configs", nargs="+", default=["demo", "full"], choices=["demo", "full"])
@@ -245,7 +232,7 @@ def main() -> None:
             print(name, json.dumps(results[name]), flush=True)
     report = {
         "benchmark": "asr-sactc: SACTC loss vs CTC on CPU; inference direct and via Triton's dynamic batcher",
-        "machine": machine(load_before),
+        "machine": torch_machine(load_before),
         "device": args.device,
         "loss": loss,
         "inference": {

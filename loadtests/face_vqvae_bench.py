@@ -12,7 +12,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import yaml
+from machine import torch_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = Path(__file__).parent / "results" / "face-vqvae.json"
@@ -176,20 +176,6 @@ def triton(
         }
 
 
-def machine(load_before: float) -> dict[str, Any]:
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }
-
-
 def print_table(results: dict[str, dict[str, Any]], batch: int) -> None:
     nan = float("nan")
     print(
@@ -249,7 +235,7 @@ def main() -> None:
             print(name, json.dumps(results[name]), flush=True)
     report = {
         "benchmark": f"face-vqvae predictor on {args.device}: direct, and through Triton's dynamic batcher",
-        "machine": machine(load_before),
+        "machine": torch_machine(load_before),
         "device": args.device,
         "request": "one 5.3 s LibriVox clip, neutral, intensity 0, one sample at temperature 0.2",
         "notes": [

@@ -91,6 +91,7 @@ def _gestures(args: argparse.Namespace) -> int:
         sentences=tuple(args.sentences),
         clips=clips,
         test_fraction=args.test_fraction,
+        texts=args.texts,
     )
     print(jsonl)
     return 0
@@ -184,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gestures.add_argument("--sentences", type=int, nargs=2, default=(2, 3), metavar=("MIN", "MAX"))
     gestures.add_argument("--test-fraction", type=float, default=0.1, help="share of sequences marked test")
+    gestures.add_argument(
+        "--texts",
+        choices=("sentences", "fortunes"),
+        default="sentences",
+        help="the built-in sentences, or the training share of the fortune files' sentences",
+    )
     gestures.add_argument("--bvh", type=Path, nargs="+", help="BVH clips (default: bvhtoolbox's examples)")
     _sources(gestures)
     gestures.set_defaults(run=_gestures)

@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SERVICES=(orchestrator asr-sactc face-vqvae preview-render)
+SERVICES=(orchestrator asr-sactc face-vqvae preview-render tts-gesture)
 VARIANT=${VARIANT:-cpu}
 TAG=${TAG:-dev}
 BUILDER=${BUILDER:-podman}

@@ -1,6 +1,7 @@
 """Motion previews: open-rig face/body or FLAME meshes rendered on the CPU, muxed with speech into an mp4.
 
-Face previews paint the open rig's face (shared.render.face_look) and can compare several clips side by side.
+Face previews paint the open rig's face (shared.render.face_look) and can compare several clips side by side;
+body previews put that painted face on the whole figure (shared.render.body_look), framed on the upper body.
 
 Every function returns H.264/AAC mp4 bytes. With audio, the clip has round(audio seconds * fps) frames:
 motion that is shorter holds its last frame, longer motion is cut, so the video ends with the speech.
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from shared.render.body_look import PaintedBody, framing, paint_body
 from shared.render.face_look import paint_face
 from shared.render.raster import ANNY_VIEW, FLAME_VIEW, MeshRenderer, View
 from shared.render.video import encode_mp4
@@ -21,6 +23,7 @@ from shared.rigs.open_rig import FaceRig, OpenRig, load_face_rig, load_open_rig
 
 PREVIEW_SIZE = 512  # face previews: large enough to read lips, teeth, irises and brows
 MAX_PANELS = 8  # side-by-side panels in one compare video
+POSE_CHUNK = 64  # frames the open rig poses at once
 
 
 def render_vertices(
@@ -120,18 +123,42 @@ def render_body_motion(
     rotations: np.ndarray,
     face: np.ndarray | None = None,
     audio_wav: bytes | None = None,
-    fps: int = 25,
-    size: int = 256,
+    fps: int = 30,
+    size: int = PREVIEW_SIZE,
     rig: OpenRig | None = None,
+    body: PaintedBody | None = None,
 ) -> bytes:
-    """Open-rig joint rotations [T, J, 3] (and ARKit weights [T, 52]) -> full-body mp4."""
+    """Open-rig joint rotations [T, J, 3] (axis-angle, `OpenRig.pose`'s) with ARKit weights [T, 52] on the
+    same figure -> mp4 of size x size pixels: the painted face on the body, the camera fixed on the bounds
+    of the upper body over the whole clip, so both hands and the face stay in view (legs may be cut off).
+
+    body: paint_body(rig, load_face_rig()) unless given (the predictor builds it once).
+    """
     rig = rig or load_open_rig()
+    body = body or paint_body(rig, load_face_rig())
     rotations = np.asarray(rotations, dtype=np.float32)
-    frames = rotations.shape[0]
-    face = np.zeros((frames, len(ARKIT_SHAPES)), np.float32) if face is None else np.asarray(face, np.float32)
-    # Pose in chunks: anny's skinning holds per-vertex transforms for the whole batch.
-    chunks = [rig.pose(rotations[i : i + 64], face=face[i : i + 64]).vertices for i in range(0, frames, 64)]
-    return render_vertices(np.concatenate(chunks), rig.faces, audio_wav, fps, size, ANNY_VIEW)
+    joints = len(rig.joint_names)
+    if rotations.ndim != 3 or rotations.shape[1:] != (joints, 3) or rotations.shape[0] == 0:
+        raise ValueError(f"rotations must be [T, {joints}, 3] with T >= 1, got {rotations.shape}")
+    face = np.zeros((len(rotations), len(ARKIT_SHAPES)), np.float32) if face is None else face
+    face = np.asarray(face, dtype=np.float32)
+    if face.ndim != 2 or face.shape[1] != len(ARKIT_SHAPES) or face.shape[0] == 0:
+        raise ValueError(f"face must be [T, {len(ARKIT_SHAPES)}] with T >= 1, got {face.shape}")
+    audio = _decode(audio_wav)
+    count = frame_count(audio[0].shape[0] / audio[1], fps) if audio else max(len(rotations), len(face))
+    rotations, face = fit_frames(rotations, count), fit_frames(face, count)
+
+    def posed() -> Iterator[np.ndarray]:
+        # In chunks: anny's skinning holds per-vertex transforms for the whole batch.
+        for i in range(0, count, POSE_CHUNK):
+            chunk = slice(i, i + POSE_CHUNK)
+            yield from body.vertices(rig.pose(rotations[chunk], face=face[chunk]).vertices, face[chunk])
+
+    # Posed twice, once for the framing and once to draw: keeping a long clip's meshes would take
+    # hundreds of MB (13.8 k vertices a frame), posing costs about a third of drawing.
+    bounds = framing(posed(), body)
+    with MeshRenderer(body.faces, bounds, ANNY_VIEW, _even(size), surface=body.surface) as renderer:
+        return encode_mp4((renderer.render(vertices) for vertices in posed()), fps, audio)
 
 
 def render_flame_motion(

@@ -38,6 +38,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -46,7 +47,7 @@ from shared.rigs.open_rig import PHENOTYPES, Skeleton
 from shared.rigs.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d
 from shared.sources import BVH_SDIST, read_member
 from shared.synth.bvh import BvhClip, open_rig_joints, read_bvh, retarget
-from shared.synth.texts import SENTENCES
+from shared.synth.texts import sentence_pool
 from shared.synth.tts.base import PAUSE, Synthesis, Timing
 
 FPS = 30
@@ -426,6 +427,23 @@ def _phone(t: Timing) -> Timing:
     return Timing("" if t.label == PAUSE else t.label, t.start, t.end)
 
 
+def read_textgrid(text: str) -> dict[str, list[Timing]]:
+    """Interval tiers of a Praat TextGrid in the long text format (as `textgrid` writes it and as the
+    Montreal Forced Aligner writes BEAT2's): {tier name: intervals in order, empty labels included}."""
+    tiers: dict[str, list[Timing]] = {}
+    for block in re.split(r"\n\s*item \[\d+\]:", text)[1:]:
+        name = re.search(r'name = "(.*)"', block)
+        if name is None or 'class = "IntervalTier"' not in block:
+            continue
+        tiers[name.group(1)] = [
+            Timing(label.replace('""', '"'), float(start), float(end))
+            for start, end, label in re.findall(
+                r'xmin = ([-\d.eE+]+)\s*xmax = ([-\d.eE+]+)\s*text = "((?:[^"]|"")*)"', block
+            )
+        ]
+    return tiers
+
+
 def textgrid(tiers: Mapping[str, Sequence[Timing]], duration: float) -> str:
     """Praat TextGrid (long text format) with one interval tier per entry; gaps become empty intervals."""
     lines = [
@@ -474,11 +492,13 @@ def generate_gestures(
     sentences: tuple[int, int] = (2, 3),
     clips: Mapping[str, BvhClip] | None = None,
     test_fraction: float = 0.1,
+    texts: Literal["sentences", "fortunes"] = "sentences",
 ) -> Path:
     """Write n sequences into out (BEAT2-like, see the module docstring); returns gestures.jsonl.
 
     voices default to every installed English voice; each sequence speaks sentences[0]..sentences[1] of
-    shared.synth.texts.SENTENCES; clips default to bvhtoolbox's example clips (load_bvh_clips()).
+    shared.synth.texts.SENTENCES (texts="sentences") or of the fortune sentences' training share
+    ("fortunes"); clips default to bvhtoolbox's example clips (load_bvh_clips()).
     """
     pool = (
         list(voices)
@@ -487,6 +507,7 @@ def generate_gestures(
     )
     if not pool:
         raise catalogue.UnknownVoice("no English voice is installed (apt-get install flite or espeak-ng)")
+    pool_texts = sentence_pool(texts)
     library = build_library(clips if clips is not None else load_bvh_clips(), skeleton)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -495,7 +516,7 @@ def generate_gestures(
         rng = np.random.default_rng([seed, index])
         speaker = int(rng.integers(len(pool)))
         count = int(rng.integers(sentences[0], sentences[1] + 1))
-        text = " ".join(SENTENCES[int(i)] for i in rng.choice(len(SENTENCES), size=count, replace=False))
+        text = " ".join(pool_texts[int(i)] for i in rng.choice(len(pool_texts), size=count, replace=False))
         name = re.sub(r"[^a-z0-9]+", "", pool[speaker].split(":", 1)[1].lower())
         sequence_id = f"{speaker + 1}_{pool[speaker].split(':')[0]}{name}_0_{index + 1}_{index + 1}"
         sequence = make_sequence(library, sequence_id, text, pool[speaker], seed)

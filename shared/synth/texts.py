@@ -1,4 +1,5 @@
-"""Deterministic English texts for synthetic speech: a built-in sentence list and a seeded word generator.
+"""Deterministic English texts for synthetic speech: a built-in sentence list, a seeded word generator and
+the sentences of the BSD-licensed fortune cookie files (Debian `fortunes`, `fortunes-min`).
 
 The sentences and the word list were written for this project (Apache-2.0, like the rest of Orate).
 They avoid digits and abbreviations so every engine reads them the same way.
@@ -6,12 +7,39 @@ They avoid digits and abbreviations so every engine reads them the same way.
 
 from __future__ import annotations
 
+import functools
 import re
+import zlib
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-TextSource = Literal["sentences", "words"]
+TextSource = Literal["sentences", "words", "fortunes"]
+
+FORTUNE_DIR = Path("/usr/share/games/fortunes")
+# Fortune files of plain prose (no verse, ASCII art, code or definitions).
+FORTUNE_FILES = (
+    "fortunes",
+    "literature",
+    "people",
+    "platitudes",
+    "wisdom",
+    "humorists",
+    "education",
+    "kids",
+    "food",
+    "love",
+    "pets",
+    "sports",
+    "miscellaneous",
+    "science",
+    "medicine",
+    "work",
+    "zippy",
+    "men-women",
+)
+HELD_OUT_BUCKETS = 10  # one fortune sentence in ten is held out of every training set (`is_held_out`)
 
 SENTENCES: tuple[str, ...] = (
     "The morning train was late again, so we walked to the office.",
@@ -87,15 +115,58 @@ WORDS: tuple[str, ...] = tuple(
 )
 
 
-def draw_text(rng: np.random.Generator, source: TextSource = "sentences") -> str:
-    """One text: a sentence from SENTENCES, or four to twelve random WORDS ending in a full stop."""
+@functools.cache
+def fortune_sentences() -> tuple[str, ...]:
+    """Sentences of 4-20 words from the prose fortune files, as written (punctuation kept, whitespace
+    collapsed), sorted; cookies with digits or symbols, attributions and non-ASCII sentences are dropped.
+    Empty when the fortunes packages are not installed."""
+    out = set()
+    for name in FORTUNE_FILES:
+        path = FORTUNE_DIR / name
+        if not path.is_file():
+            continue
+        for cookie in path.read_text(encoding="latin-1").split("\n%\n"):
+            body = re.split(r"\n\s*--", cookie)[0]
+            if re.search(r"[0-9@#<>{}|\\/_=*&^~\[\]]", body):
+                continue
+            for sentence in re.split(r"(?<=[.!?])\s+", " ".join(body.split())):
+                if 4 <= len(normalize_transcript(sentence).split()) <= 20 and sentence.isascii():
+                    out.add(sentence)
+    return tuple(sorted(out))
+
+
+def is_held_out(sentence: str) -> bool:
+    """Whether a sentence belongs to the evaluation share: a hash of its normalised words, so the split is
+    the same for every consumer and every punctuation of the same words."""
+    return zlib.crc32(normalize_transcript(sentence).encode()) % HELD_OUT_BUCKETS == 0
+
+
+def fortune_split(held_out: bool) -> tuple[str, ...]:
+    """The fortune sentences of the evaluation share (held_out) or of the training share."""
+    return tuple(s for s in fortune_sentences() if is_held_out(s) == held_out)
+
+
+def sentence_pool(source: Literal["sentences", "fortunes"]) -> tuple[str, ...]:
+    """Whole sentences to draw from: SENTENCES, or the training share of the fortune sentences."""
     if source == "sentences":
-        return SENTENCES[int(rng.integers(len(SENTENCES)))]
+        return SENTENCES
+    pool = fortune_split(held_out=False)
+    if not pool:
+        raise ValueError(f"no fortune files under {FORTUNE_DIR} (apt-get install fortunes fortunes-min)")
+    return pool
+
+
+def draw_text(rng: np.random.Generator, source: TextSource = "sentences") -> str:
+    """One text: a sentence from SENTENCES, four to twelve random WORDS ending in a full stop, or a fortune
+    sentence that is not held out."""
+    if source in ("sentences", "fortunes"):
+        pool = sentence_pool(source)
+        return pool[int(rng.integers(len(pool)))]
     if source == "words":
         count = int(rng.integers(4, 13))
         words = [WORDS[int(i)] for i in rng.integers(len(WORDS), size=count)]
         return " ".join(words).capitalize() + "."
-    raise ValueError(f"unknown text source {source!r}; use 'sentences' or 'words'")
+    raise ValueError(f"unknown text source {source!r}; use 'sentences', 'words' or 'fortunes'")
 
 
 def normalize_transcript(text: str) -> str:

@@ -495,12 +495,12 @@ def test_chart_models_match_the_embedded_deployments() -> None:
 def test_model_drift_is_reported() -> None:
     models = copy.deepcopy(yaml.safe_load((CHART / "values.yaml").read_text())["models"])
     models["face-vqvae"]["spec"]["predictor_config"]["num_threads"] = 4
-    models["tts-gesture"] = models.pop("preview-render")
+    models["nerf-render"] = models.pop("preview-render")
     assert sorted(model_drift(models)) == [
         "face-vqvae.predictor_config: {'checkpoint': 'demo', 'num_threads': 4}"
         " vs {'checkpoint': 'demo', 'num_threads': 1}",
+        "nerf-render: in the chart only",
         "preview-render: in deploy/embedded/deployments.yaml only",
-        "tts-gesture: in the chart only",
     ]
 
 
@@ -530,7 +530,9 @@ def test_skaffold_yaml_is_valid() -> None:
     assert [e.message for e in skaffold_validator().iter_errors(config)] == []
     assert {p["name"] for p in config["profiles"]} >= {"cpu", "gpu"}
     built = {a["image"] for a in config["build"]["artifacts"]}
-    assert built == {f"orate/{s}" for s in ("orchestrator", "asr-sactc", "face-vqvae", "preview-render")}
+    assert built == {
+        f"orate/{s}" for s in ("orchestrator", "asr-sactc", "face-vqvae", "preview-render", "tts-gesture")
+    }
 
 
 def test_skaffold_schema_catches_a_release_without_a_name() -> None:

@@ -211,3 +211,95 @@ def test_fit_frames_cuts_or_holds_the_last_frame():
 def test_encode_rejects_an_empty_clip():
     with pytest.raises(ValueError, match="no frames"):
         encode_mp4(iter([]), FPS)
+
+
+@pytest.fixture(scope="module")
+def body(face_rig):
+    from shared.render.body_look import paint_body
+    from shared.rigs.open_rig import load_open_rig
+
+    rig = load_open_rig()
+    return rig, paint_body(rig, face_rig)
+
+
+def _arm_up(rig, frames: int) -> np.ndarray:
+    """[frames, J, 3] axis-angle: the rest pose, then the right hand raised above the head from frame 1."""
+    rotations = np.zeros((frames, len(rig.joint_names), 3), np.float32)
+    rotations[1:, rig.joint_names.index("upperarm01.R")] = (0.0, 2.0, 0.0)
+    return rotations
+
+
+def _pixels(points: np.ndarray, bounds, size: int) -> np.ndarray:
+    """Where points [N, 3] land in a size x size frame framed on bounds (x right, y down)."""
+    _, mvp = camera_matrices(bounds, ANNY_VIEW, 20.0)
+    clip = np.c_[points, np.ones(len(points))] @ mvp.T
+    ndc = clip[:, :2] / clip[:, 3:]
+    return np.c_[(ndc[:, 0] + 1) / 2 * size, (1 - ndc[:, 1]) / 2 * size]
+
+
+def test_body_framing_keeps_both_hands_and_the_head_in_view_wherever_they_go(body):
+    from shared.render.body_look import framing
+
+    rig, painted = body
+    rotations = _arm_up(rig, 2)
+    rotations[1, rig.joint_names.index("upperarm01.L")] = (0.0, 1.2, 0.0)  # the left hand down at the hip
+    posed = rig.pose(rotations, face=np.zeros((2, 52)))
+    vertices = painted.vertices(posed.vertices, np.zeros((2, 52)))
+    bounds = framing(vertices, painted)
+    ends = [rig.joint_names.index(n) for n in ("head", "finger3-3.L", "finger3-3.R")]
+    for frame in posed.joints:
+        pixels = _pixels(frame[ends], bounds, PREVIEW_SIZE)
+        assert ((pixels > 0) & (pixels < PREVIEW_SIZE)).all(), pixels
+    # Framed on the upper body: the feet are out of the picture.
+    feet = _pixels(posed.joints[0][[rig.joint_names.index("foot.L")]], bounds, PREVIEW_SIZE)
+    assert feet[0, 1] > PREVIEW_SIZE
+
+
+def test_teeth_follow_the_head_and_open_with_the_jaw(body):
+    from shared.render.face_look import MOUTH
+
+    rig, painted = body
+    rotations = np.zeros((3, len(rig.joint_names), 3), np.float32)
+    rotations[1:, rig.joint_names.index("neck01")] = (0.5, 0.0, 0.6)  # the head nods and turns
+    face = _weights(3)
+    face[2, ARKIT_INDEX["jawOpen"]] = 1.0
+    vertices = painted.vertices(rig.pose(rotations, face=face).vertices, face)
+    mouth = np.flatnonzero(painted.surface.material == MOUTH)
+    teeth = np.arange(len(painted.upper_body), len(vertices[0]))
+    # Each tooth keeps its distance to the mouth cavity's centre while the head turns (to within 1 mm).
+    gap = [np.linalg.norm(v[teeth] - v[mouth].mean(axis=0), axis=1) for v in vertices]
+    assert np.abs(gap[1] - gap[0]).max() < 1e-3
+    assert np.abs(gap[2] - gap[1]).max() > 5e-3  # the open jaw drops the lower row
+
+
+def test_body_preview_moves_the_arm_and_the_face_on_one_figure_as_long_as_the_speech(body):
+    from shared.render.body_look import framing
+    from shared.render.face_look import MOUTH
+    from shared.render.preview import render_body_motion
+
+    rig, painted = body
+    rotations = _arm_up(rig, 3)
+    rotations[2] = rotations[0]  # frame 2: the rest pose again, with the jaw open
+    face = _weights(3)
+    face[2, ARKIT_INDEX["jawOpen"]] = 1.0
+    mp4 = render_body_motion(rotations, face, _wav(0.1), fps=30, rig=rig, body=painted)
+    info = probe_mp4(mp4)
+    assert (info.width, info.height, info.frames, info.audio_codec) == (PREVIEW_SIZE, PREVIEW_SIZE, 3, "aac")
+    rest, arm, jaw = _decode(mp4)
+    # The arm moves many pixels; the jaw a few, all of them around the mouth.
+    assert (np.abs(arm - rest).mean(axis=-1) > 40).sum() > 5000
+    moved = np.argwhere(np.abs(jaw - rest).mean(axis=-1) > 40)[:, ::-1]  # (x, y)
+    vertices = painted.vertices(rig.pose(rotations, face=face).vertices, face)
+    mouth = vertices[0][painted.surface.material == MOUTH].mean(axis=0, keepdims=True)
+    at = _pixels(mouth, framing(vertices, painted), PREVIEW_SIZE)
+    assert len(moved) > 30 and np.abs(moved - at).max() < 40  # the head is about 100 pixels high
+
+
+def test_body_preview_refuses_motion_of_the_wrong_shape(body):
+    from shared.render.preview import render_body_motion
+
+    rig, painted = body
+    with pytest.raises(ValueError, match=r"rotations must be \[T, 104, 3\]"):
+        render_body_motion(np.zeros((4, 55, 3)), rig=rig, body=painted)
+    with pytest.raises(ValueError, match=r"face must be \[T, 52\]"):
+        render_body_motion(np.zeros((4, 104, 3)), np.zeros((4, 100)), rig=rig, body=painted)

@@ -37,6 +37,7 @@ import soxr
 from scipy.signal import fftconvolve
 
 from shared import media, voices
+from shared.synth import texts
 from shared.synth.mixtures import choose_delays, overlap_ratio
 from shared.synth.tts.base import PAUSE
 
@@ -48,28 +49,6 @@ REAL_SOURCES = {
     "alsa-utils": sorted(p for p in Path("/usr/share/sounds/alsa").glob("*.wav") if p.name != "Noise.wav"),
 }
 NOISE_FILE = Path("/usr/share/sounds/alsa/Noise.wav")
-FORTUNE_DIR = Path("/usr/share/games/fortunes")
-# Fortune files of plain prose (no verse, ASCII art, code or definitions).
-FORTUNE_FILES = (
-    "fortunes",
-    "literature",
-    "people",
-    "platitudes",
-    "wisdom",
-    "humorists",
-    "education",
-    "kids",
-    "food",
-    "love",
-    "pets",
-    "sports",
-    "miscellaneous",
-    "science",
-    "medicine",
-    "work",
-    "zippy",
-    "men-women",
-)
 MAX_SECONDS = 28.0  # below Whisper's 30 s window
 # Item kinds and their shares: (talkers, sources drawn from real speech with this probability).
 KINDS = {"tts1": 0.12, "tts2": 0.38, "real1": 0.1, "real2": 0.2, "mixed2": 0.1, "any3": 0.1}
@@ -160,21 +139,9 @@ def label(manifest: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------- mix
 def fortune_sentences() -> list[str]:
-    """Sentences of 4-20 words from the prose fortune files, normalised; attributions and quotes dropped."""
-    out = set()
-    for name in FORTUNE_FILES:
-        path = FORTUNE_DIR / name
-        if not path.is_file():
-            continue
-        for cookie in path.read_text(encoding="latin-1").split("\n%\n"):
-            body = re.split(r"\n\s*--", cookie)[0]
-            if re.search(r"[0-9@#<>{}|\\/_=*&^~\[\]]", body):
-                continue
-            for sentence in re.split(r"(?<=[.!?])\s+", " ".join(body.split())):
-                words = normalize_text(sentence).split()
-                if 4 <= len(words) <= 20 and sentence.isascii():
-                    out.add(" ".join(words))
-    return sorted(out)
+    """The fortune sentences (shared.synth.texts) normalised, 4-20 words."""
+    normalised = {normalize_text(s) for s in texts.fortune_sentences()}
+    return sorted(t for t in normalised if 4 <= len(t.split()) <= 20)
 
 
 def english_voices() -> list[str]:

@@ -1,4 +1,4 @@
-"""Job inputs: values checked against a pipeline's input specs, media validated, voices looked up."""
+"""Job inputs checked against a pipeline's input specs (voices against its choices); media validated."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 from orchestrator.errors import InvalidInput
 from orchestrator.pipelines import InputSpec, Pipeline
 from shared.media import validate_audio, validate_image
-from shared.voices import UnknownVoice, VoiceUnavailable, get_voice
 
 
 @dataclass(frozen=True)
@@ -21,17 +20,6 @@ class MediaUpload:
 
     data: bytes
     media_type: str = ""
-
-
-def check_voice(voice_id: str) -> None:
-    """Raise ValueError for a voice id that names no voice. A voice whose engine is not installed on this
-    host passes: the model service, which has the engines, is the judge of those."""
-    try:
-        get_voice(voice_id)
-    except VoiceUnavailable:
-        return
-    except UnknownVoice as exc:
-        raise ValueError(str(exc)) from None
 
 
 def check_inputs(pipeline: Pipeline, values: Mapping[str, Any], max_audio_seconds: float) -> dict[str, Any]:
@@ -65,8 +53,6 @@ def _check(spec: InputSpec, value: Any, max_audio_seconds: float) -> Any:
         image = validate_image(upload.data)
         return MediaUpload(upload.data, upload.media_type or f"image/{image.format.lower()}")
     spec.check_value(value)
-    if spec.type == "voice":
-        check_voice(value)
     return value
 
 

@@ -90,6 +90,8 @@ class InputSpec(BaseModel):
     choices: list[Any] | None = Field(None, description="the values allowed, when it is a closed set")
     minimum: float | None = Field(None, description="numbers only")
     maximum: float | None = Field(None, description="numbers only")
+    min_length: int | None = Field(None, ge=0, description="text only: characters")
+    max_length: int | None = Field(None, gt=0, description="text only: characters")
 
     @model_validator(mode="after")
     def _check(self) -> InputSpec:
@@ -99,6 +101,12 @@ class InputSpec(BaseModel):
             raise ValueError("min_seconds/max_seconds apply to audio inputs only")
         if self.type != "number" and (self.minimum is not None or self.maximum is not None):
             raise ValueError("minimum/maximum apply to number inputs only")
+        if self.type != "text" and (self.min_length is not None or self.max_length is not None):
+            raise ValueError("min_length/max_length apply to text inputs only")
+        # The orchestrator knows no TTS engine: a pipeline's voices are data, the ones its speaking
+        # service's checkpoint has, listed here so that a submit with any other is refused with the list.
+        if self.type == "voice" and not self.choices:
+            raise ValueError("voice inputs must list their voices in `choices` (the speaking service's)")
         if self.default is not None:
             self.check_value(self.default)
         return self
@@ -108,11 +116,16 @@ class InputSpec(BaseModel):
         if not SCALAR_CHECKS[self.type](value):
             raise ValueError(f"expected a {self.type}, got {type(value).__name__}")
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(map(str, self.choices))}")
+            what = "unknown voice " if self.type == "voice" else ""
+            raise ValueError(f"{what}{value!r} is not one of {', '.join(map(str, self.choices))}")
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"{value} is below the minimum {self.minimum:g}")
         if self.maximum is not None and value > self.maximum:
             raise ValueError(f"{value} is above the maximum {self.maximum:g}")
+        if self.min_length is not None and len(value) < self.min_length:
+            raise ValueError(f"{len(value)} characters, fewer than the minimum {self.min_length}")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValueError(f"{len(value)} characters, more than the maximum {self.max_length}")
 
 
 class StageSpec(BaseModel):

@@ -99,7 +99,7 @@ MEDIA_OBJECT_SCHEMA: dict[str, Any] = {
 }
 SCALAR_SCHEMAS: dict[str, dict[str, Any]] = {
     "text": {"type": "string"},
-    "voice": {"type": "string", "description": "a voice id, e.g. flite:kal"},
+    "voice": {"type": "string", "description": "one of the pipeline's voices (its enum)"},
     "number": {"type": "number"},
     "boolean": {"type": "boolean"},
     "json": {},
@@ -166,6 +166,8 @@ def input_schema(spec: InputSpec) -> dict[str, Any]:
         "enum": spec.choices,
         "minimum": spec.minimum,
         "maximum": spec.maximum,
+        "minLength": spec.min_length,
+        "maxLength": spec.max_length,
         "default": spec.default,
         "description": spec.description or None,
     }

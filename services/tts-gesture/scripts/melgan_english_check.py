@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from shared.encoders import WhisperVocabulary, whisper_base_dir, whisper_log_mel
+from shared.encoders.whisper_asr import WhisperTranscriber
 from shared.synth.texts import SENTENCES, normalize_transcript
 
 RESULT = Path(__file__).resolve().parents[1] / "results" / "melgan_english.json"
@@ -73,30 +73,18 @@ def load_melgan() -> torch.nn.Module:
     return model
 
 
-class Whisper:
-    def __init__(self) -> None:
-        import ctranslate2
-
-        folder = whisper_base_dir()
-        self.model = ctranslate2.models.Whisper(str(folder), device="cpu", intra_threads=1)
-        self.vocab = WhisperVocabulary(folder)
-        self.prompt = [self.vocab.token_list[i] for i in self.vocab.prompt()]
-
-    def __call__(self, wave_22k: np.ndarray) -> str:
-        import ctranslate2
-
-        wave = librosa.resample(wave_22k, orig_sr=MELGAN_RATE, target_sr=WHISPER_RATE)
-        feats = ctranslate2.StorageView.from_array(whisper_log_mel(wave).numpy())
-        result = self.model.generate(feats, [self.prompt], beam_size=5)
-        return normalize_transcript(self.vocab.ids2text(result[0].sequences_ids[0]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sentences", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    melgan, whisper = load_melgan(), Whisper()
+    melgan, transcriber = load_melgan(), WhisperTranscriber()
+
+    def whisper(wave_22k: np.ndarray) -> str:
+        return normalize_transcript(
+            transcriber(librosa.resample(wave_22k, orig_sr=MELGAN_RATE, target_sr=WHISPER_RATE))
+        )
+
     rows, start = [], time.process_time()
     for voice in VOICES:
         for text in SENTENCES[: args.sentences]:

@@ -1,5 +1,6 @@
 """Mel analysis as HiFi-GAN's `meldataset.mel_spectrogram`: reflect-pad (n_fft - hop) / 2, STFT with a Hann
-window, magnitude, Slaney mel filters (librosa), log of the magnitude clamped at 1e-5."""
+window, magnitude, Slaney mel filters (librosa), log of the magnitude clamped at 1e-5. With `center`, frames
+are centred on multiples of the hop (reflect-pad n_fft / 2), as Mellotron's TacotronSTFT (ttskit's MelGAN)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def _mel_basis(config: AudioConfig) -> torch.Tensor:
 
 
 def mel_spectrogram(wave: torch.Tensor, config: AudioConfig) -> torch.Tensor:
-    """wave [B, N] in [-1, 1] at config.sampling_rate -> log mel [B, N // hop, num_mels]."""
-    pad = (config.n_fft - config.hop_size) // 2
+    """wave [B, N] in [-1, 1] at config.sampling_rate -> log mel [B, N // hop (+ 1 if centred), num_mels]."""
+    pad = config.n_fft // 2 if config.center else (config.n_fft - config.hop_size) // 2
     padded = F.pad(wave.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
     spec = torch.stft(
         padded,

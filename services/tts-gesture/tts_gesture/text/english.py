@@ -21,7 +21,9 @@ from tts_gesture.text.errors import G2PError
 from tts_gesture.text.symbols import PAUSE
 
 _MIN_PIECE = 2  # shortest dictionary word a split may use (single letters would read "cat" as C-A-T)
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)*|\d+(?:,\d{3})*(?:\.\d+)?|[.,;:!?()\"\u2014-]+|\s+")
+# A word may end in an apostrophe (plural possessive, "playin'"); an apostrophe or backquote elsewhere is a
+# quotation mark, read as nothing.
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)*'?|\d+(?:,\d{3})*(?:\.\d+)?|[.,;:!?()\"\u2014-]+|['`]|\s+")
 _SPOKEN_PUNCTUATION = set('.,;:!?()"\u2014-')
 
 
@@ -45,29 +47,32 @@ def _numbers() -> inflect.engine:
 
 def english_phonemes(text: str) -> list[str]:
     """Text -> ARPAbet symbols, with PAUSE at punctuation and at the end. Raises G2PError."""
+    return [p for _, phonemes in english_words(text) for p in phonemes]
+
+
+def english_words(text: str) -> list[tuple[str, list[str]]]:
+    """Text -> (spoken word, its ARPAbet symbols) in order, a pause as (PAUSE, [PAUSE]) at punctuation and
+    at the end; a number is one entry per spoken word. Training aligns these words with a recording's word
+    timings. Raises G2PError."""
     text = _ascii_letters(text).lower()
     unread = sorted({c for c in _TOKEN.sub("", text)})
     if unread:
         raise G2PError.unreadable(unread, "en")
-    phonemes: list[str] = []
+    words: list[tuple[str, list[str]]] = []
     for token in _TOKEN.findall(text):
-        if token.isspace():
+        if token.isspace() or token in ("'", "`"):
             continue
         if token[0] in _SPOKEN_PUNCTUATION:
-            if phonemes and phonemes[-1] != PAUSE:
-                phonemes.append(PAUSE)
+            if words and words[-1][0] != PAUSE:
+                words.append((PAUSE, [PAUSE]))
         elif token[0].isdigit():
-            words = (
-                str(_numbers().number_to_words(token.replace(",", ""), andword=""))
-                .replace("-", " ")
-                .replace(",", "")
-            )
-            phonemes.extend(english_phonemes(words)[:-1])
+            spoken = str(_numbers().number_to_words(token.replace(",", ""), andword=""))
+            words.extend(english_words(spoken.replace("-", " ").replace(",", ""))[:-1])
         else:
-            phonemes.extend(word_phonemes(token))
-    if phonemes and phonemes[-1] != PAUSE:
-        phonemes.append(PAUSE)
-    return phonemes
+            words.append((token, word_phonemes(token)))
+    if words and words[-1][0] != PAUSE:
+        words.append((PAUSE, [PAUSE]))
+    return words
 
 
 def word_phonemes(word: str) -> list[str]:
