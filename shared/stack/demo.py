@@ -1,5 +1,6 @@
 """`orate demo`: bring up the embedded stack and run the main jobs on the model services that have landed:
-a transcript of a multi-talker recording (`transcribe`) and a talking face from text (`animate`)."""
+a talking, gesturing figure from text (`speak`), a transcript of a multi-talker recording (`transcribe`) and
+a talking face from speech (`animate`)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,20 @@ def _speech_inputs(work_dir: Path) -> tuple[dict, dict[str, bytes], str]:
     return inputs, {"audio": encode_wav(speech.waveform, speech.sample_rate)}, f"text: {DEMO_TEXT}"
 
 
+def _text_inputs(work_dir: Path) -> tuple[dict, dict[str, bytes], str]:
+    return {"text": DEMO_TEXT, "voice": "flite-slt"}, {}, f"text: {DEMO_TEXT}"
+
+
 DEMO_JOBS = (
+    DemoJob(
+        "speak",
+        "talking, gesturing figure from text (tts-gesture, preview mp4 with its speech)",
+        _text_inputs,
+    ),
     DemoJob("transcribe", "transcript of a multi-talker recording", _mixture_inputs),
-    DemoJob("animate", "talking 3D face from text (offline voice, face-vqvae, preview mp4)", _speech_inputs),
+    DemoJob(
+        "animate", "talking 3D face from speech (offline voice, face-vqvae, preview mp4)", _speech_inputs
+    ),
 )
 
 
@@ -86,8 +98,10 @@ def run_demo(stack: Stack) -> int:
     if failures and started_here:
         _stop(stack)
         return 1
-    print(f"\nthe stack is still up: API {stack.urls().api_url} (OpenAPI at /openapi.json); stop it with"
-          " `make down`")
+    print(
+        f"\nthe stack is still up: API {stack.urls().api_url} (OpenAPI at /openapi.json); stop it with"
+        " `make down`"
+    )
     return 1 if failures else 0
 
 

@@ -2,8 +2,10 @@
 
     python -m tts_gesture.eval --checkpoint DIR --studio STUDIO [--sentences 50] [--out results.json]
 
-Speech, on `--sentences` fortune sentences of the held-out share (`shared.synth.texts.is_held_out`: never in
-a training set made with `--texts fortunes`), each voice of the checkpoint that is an offline studio voice:
+Speech, for each voice of the checkpoint (an offline studio voice), on two sets no training set made with
+`--texts fortunes` contains: `--sentences` fortune sentences of the held-out share
+(`shared.synth.texts.is_held_out`: jokes and quotations, names, elisions, archaic words) and the project's
+48 plain sentences (`SENTENCES`, written for this project):
 - round-trip WER: the synthesis transcribed by the project's Whisper-base (CTranslate2, beam 5), beside the
   source voice's own WER and that of the source re-synthesised through the checkpoint's vocoder from its
   own analysis (what the vocoder alone costs);
@@ -35,7 +37,7 @@ import torch
 from shared import voices
 from shared.encoders.whisper_asr import WhisperTranscriber
 from shared.rigs.open_rig import load_face_rig, load_open_rig
-from shared.synth.texts import fortune_split, normalize_transcript
+from shared.synth.texts import SENTENCES, fortune_split, normalize_transcript
 from tts_gesture import metrics
 from tts_gesture.audio import mel_spectrogram
 from tts_gesture.data import SpeakerStats, collate
@@ -52,40 +54,44 @@ def held_out_sentences(count: int, seed: int = 0) -> list[str]:
     return pool[:count]
 
 
-def evaluate_speech(synth: Synthesizer, sentences: list[str], whisper: WhisperTranscriber) -> dict:
-    out = {}
-    rate = synth.sample_rate
-    for speaker in synth.voices:
-        voice = studio_voice(speaker.name)
-        rows, cpu, audio_s = [], 0.0, 0.0
-        for text in sentences:
-            started = time.process_time()
-            wave = synth.synthesize(text, speaker.name).waveform
-            cpu += time.process_time() - started
-            audio_s += len(wave) / rate
-            source = voices.synthesize(text, voice)
-            resynthesised = _vocode_source(synth, source.waveform, source.sample_rate)
-            rows.append(
-                {
-                    "text": normalize_transcript(text),
-                    "model": _transcribe(whisper, wave, rate),
-                    "source": _transcribe(whisper, source.waveform, source.sample_rate),
-                    "vocoder": _transcribe(whisper, resynthesised, rate),
-                    "mcd_db": round(
-                        metrics.mel_cepstral_distortion(wave, rate, source.waveform, source.sample_rate), 2
-                    ),
-                }
-            )
-        out[speaker.name] = {
-            "source_voice": voice,
-            "sentences": len(rows),
-            "wer_percent": {k: _wer(rows, k) for k in ("model", "source", "vocoder")},
-            "mcd_db": round(float(np.mean([r["mcd_db"] for r in rows])), 2),
-            "rtf": round(cpu / audio_s, 3),
-            "audio_s": round(audio_s, 1),
-            "rows": rows,
-        }
-    return out
+def evaluate_speech(synth: Synthesizer, sets: dict[str, list[str]], whisper: WhisperTranscriber) -> dict:
+    """{voice: {set name: figures}} (see the module doc)."""
+    return {
+        speaker.name: {name: _speech_set(synth, speaker.name, texts, whisper) for name, texts in sets.items()}
+        for speaker in synth.voices
+    }
+
+
+def _speech_set(synth: Synthesizer, speaker: str, sentences: list[str], whisper: WhisperTranscriber) -> dict:
+    rate, voice = synth.sample_rate, studio_voice(speaker)
+    rows, cpu, audio_s = [], 0.0, 0.0
+    for text in sentences:
+        started = time.process_time()
+        wave = synth.synthesize(text, speaker).waveform
+        cpu += time.process_time() - started
+        audio_s += len(wave) / rate
+        source = voices.synthesize(text, voice)
+        resynthesised = _vocode_source(synth, source.waveform, source.sample_rate)
+        rows.append(
+            {
+                "text": normalize_transcript(text),
+                "model": _transcribe(whisper, wave, rate),
+                "source": _transcribe(whisper, source.waveform, source.sample_rate),
+                "vocoder": _transcribe(whisper, resynthesised, rate),
+                "mcd_db": round(
+                    metrics.mel_cepstral_distortion(wave, rate, source.waveform, source.sample_rate), 2
+                ),
+            }
+        )
+    return {
+        "source_voice": voice,
+        "sentences": len(rows),
+        "wer_percent": {k: _wer(rows, k) for k in ("model", "source", "vocoder")},
+        "mcd_db": round(float(np.mean([r["mcd_db"] for r in rows])), 2),
+        "rtf": round(cpu / audio_s, 3),
+        "audio_s": round(audio_s, 1),
+        "rows": rows,
+    }
 
 
 def _transcribe(whisper: WhisperTranscriber, wave: np.ndarray, rate: int) -> str:
@@ -192,7 +198,11 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m tts_gesture.eval " + " ".join(argv or []),
         "checkpoint": str(args.checkpoint),
         "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(), "device": args.device},
-        "speech": evaluate_speech(synth, held_out_sentences(args.sentences), WhisperTranscriber()),
+        "speech": evaluate_speech(
+            synth,
+            {"held-out fortunes": held_out_sentences(args.sentences), "project sentences": list(SENTENCES)},
+            WhisperTranscriber(),
+        ),
     }
     if args.studio and args.stats:
         stats = {
@@ -206,10 +216,10 @@ def main(argv: list[str] | None = None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     summary = {
-        k: {n: {m: v[m] for m in ("wer_percent", "mcd_db", "rtf")} for n, v in report["speech"].items()}
-        for k in ["speech"]
+        voice: {name: {m: v[m] for m in ("wer_percent", "mcd_db", "rtf")} for name, v in sets.items()}
+        for voice, sets in report["speech"].items()
     }
-    print(json.dumps({**summary, "motion": report.get("motion")}))
+    print(json.dumps({"speech": summary, "motion": report.get("motion")}))
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ import torch
 from tts_gesture.config import AudioConfig, FastTalkerConfig
 from tts_gesture.data import AlignmentError, TrainingItem, speaker_stats
 from tts_gesture.data.studio import read_sequence, split_ids
+from tts_gesture.text import G2PError
 
 
 def _read(job: tuple[str, dict], audio: AudioConfig) -> tuple[dict | None, str]:
     folder, record = job
     try:
         return read_sequence(Path(folder), record, audio).state(), ""
-    except AlignmentError as exc:
+    except (AlignmentError, G2PError) as exc:  # words that do not match, or text the g2p cannot read
         return None, f"{record['id']}: {exc}"
 
 

@@ -117,6 +117,11 @@ def dev_losses(model: FastTalker, batches: list[Batch], loss_fn: FastTalkerLoss)
     return totals
 
 
+def _last_step(log_path: Path) -> int:
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    return json.loads(lines[-1])["step"] if lines else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train FastTalker on a prepared cache (tts_gesture.prepare)")
     parser.add_argument("--config", default="demo")
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="start from the checkpoint in --out")
+    parser.add_argument("--resume", action="store_true", help="go on from the checkpoint and log in --out")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -148,8 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = make_optimizer(model, config)
     loss_fn = FastTalkerLoss(config.train.loss)
     args.out.mkdir(parents=True, exist_ok=True)
-    log = (args.out / "train.log.jsonl").open("a")
-    step, started, cpu_started = 0, time.monotonic(), time.process_time()
+    log_path = args.out / "train.log.jsonl"
+    # A resumed run goes on with the step count (and so the learning rate) where the log left off; Adam's
+    # moments start afresh (the checkpoint keeps weights only).
+    step = _last_step(log_path) if args.resume else 0
+    log = log_path.open("a")
+    started, cpu_started = time.monotonic(), time.process_time()
     best = float("inf")
     while True:
         for items in length_batches(train, args.batch_frames, rng):

@@ -250,7 +250,9 @@ def test_studio_triples_prepare_and_train_end_to_end(tmp_path: Path, open_rig_ti
             "1",
         ]
     )
+    common = ["--config", str(tmp_path / "c.yaml"), "--data", str(tmp_path / "cache"), "--out"]
+    train_main([*common, str(tmp_path / "ck"), "--max-steps", "3", "--eval-every", "1", "--resume"])
     log = [json.loads(line) for line in (tmp_path / "ck" / "train.log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2]
+    assert [r["step"] for r in log] == [1, 2, 3]  # the resumed run went on counting
     model, _ = load_checkpoint(tmp_path / "ck")
     assert model.speaker_emb.weight.shape[0] == 1

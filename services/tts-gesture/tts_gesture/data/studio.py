@@ -21,6 +21,7 @@ from shared.synth.gestures import read_textgrid
 from tts_gesture.config import MOTION_FPS, AudioConfig
 from tts_gesture.data import AlignmentError, TrainingItem, align_durations, frame_targets, phoneme_means
 from tts_gesture.layouts import FOOT_CONTACTS
+from tts_gesture.text import G2PError
 
 
 def studio_speaker(voice: str) -> str:
@@ -40,7 +41,7 @@ def split_ids(folder: Path) -> dict[str, str]:
 
 def load_studio(folder: str | Path, audio: AudioConfig, split: str | None = None) -> Iterator[TrainingItem]:
     """Utterances of a studio folder (of one split: "train" or "test", or all); an item whose recorded
-    words do not match the g2p's words is skipped."""
+    words do not match the g2p's words, or whose text the g2p cannot read, is skipped."""
     folder = Path(folder)
     splits = split_ids(folder)
     for line in (folder / "gestures.jsonl").read_text(encoding="utf-8").splitlines():
@@ -49,7 +50,7 @@ def load_studio(folder: str | Path, audio: AudioConfig, split: str | None = None
             continue
         try:
             yield read_sequence(folder, record, audio)
-        except AlignmentError:
+        except (AlignmentError, G2PError):
             continue
 
 
