@@ -124,10 +124,15 @@ def _run_jobs(stack: Stack) -> int:
                 continue
             inputs, files, expectation = demo.make_inputs(out_dir)
             print(f"- {demo.pipeline}: {demo.what}\n    {expectation}", flush=True)
-            response = api.post(
-                "/v1/jobs",
-                data={"request": json.dumps({"pipeline": demo.pipeline, "inputs": inputs})},
-                files={name: (f"{name}.wav", data, "audio/wav") for name, data in files.items()},
+            request = {"pipeline": demo.pipeline, "inputs": inputs}
+            response = (
+                api.post(
+                    "/v1/jobs",
+                    data={"request": json.dumps(request)},
+                    files={name: (f"{name}.wav", data, "audio/wav") for name, data in files.items()},
+                )
+                if files
+                else api.post("/v1/jobs", json=request)  # no upload: a plain JSON submit
             )
             if response.status_code != 202:
                 print(f"    rejected ({response.status_code}): {response.text}")

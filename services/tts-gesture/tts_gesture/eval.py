@@ -27,6 +27,7 @@ import argparse
 import json
 import platform
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     synth = Synthesizer.from_checkpoint(args.checkpoint, args.device)
     started = time.monotonic()
     report = {
-        "command": "python -m tts_gesture.eval " + " ".join(argv or []),
+        "command": "python -m tts_gesture.eval " + " ".join(sys.argv[1:] if argv is None else argv),
         "checkpoint": str(args.checkpoint),
         "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(), "device": args.device},
         "speech": evaluate_speech(
