@@ -143,14 +143,16 @@ def evaluate_motion(synth: Synthesizer, studio: Path, stats: dict[str, SpeakerSt
         generated.append((utterance.waveform, utterance.sample_rate, utterance.pose))
         wave, rate = sf.read(studio / "wave16k" / f"{item.id}.wav", dtype="float32")
         real.append((wave, rate, np.load(studio / "openrig_30" / f"{item.id}.npz")["poses_6d"]))
-        predicted_face.append(_teacher_forced_face(synth, item, stats))
-        real_face.append(item.expression[: len(predicted_face[-1])])
+        face = _teacher_forced_face(synth, item, stats)
+        frames = min(len(face), len(item.expression))  # the studio's motion may end a frame early
+        predicted_face.append(face[:frames])
+        real_face.append(item.expression[:frames])
 
     def positions(rows: list) -> list[np.ndarray]:
         return [metrics.open_rig_positions(pose, skeleton) for _, _, pose in rows]
 
     gen_positions, real_positions = positions(generated), positions(real)
-    upper = list(metrics.OPEN_RIG_UPPER_BODY)
+    upper = [skeleton.names.index(name) for name in metrics.OPEN_RIG_UPPER_BODY]
 
     def bc(rows: list, pos: list[np.ndarray]) -> float:
         items = [(w, r, p[:, upper]) for (w, r, _), p in zip(rows, pos, strict=True)]
