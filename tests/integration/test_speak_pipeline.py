@@ -10,7 +10,6 @@ fixed at 10 mel frames per phoneme, so the speech has a length (random durations
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from tts_gesture.testing import save_tiny_checkpoint
 
 from shared import events
 from shared.media import probe_audio
@@ -37,30 +37,10 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 BODY_DIMS, FACE_DIMS = 104 * 6, 52
 
 
-def save_tiny_checkpoint(folder: Path, voices: list[str]) -> Path:
-    """A tiny open-rig FastTalker with random weights, English voices named voices, and every phoneme lasting
-    10 mel frames (0.1 s at the tiny config's 100 fps)."""
-    torch = pytest.importorskip("torch")
-    from tts_gesture.checkpoints import save_checkpoint
-    from tts_gesture.config import FastTalkerConfig
-    from tts_gesture.model import FastTalker
-
-    config = FastTalkerConfig.from_yaml("tiny").model_dump()
-    config.update(layout="open-rig", speakers=[{"name": name, "language": "en"} for name in voices])
-    config = FastTalkerConfig.model_validate(config)
-    torch.manual_seed(0)
-    model = FastTalker(config)
-    duration = model.variance_adaptor.duration_predictor.linear_layer
-    with torch.no_grad():
-        duration.weight.zero_()
-        duration.bias.fill_(math.log1p(10))  # the predictor's output is log(1 + frames)
-    return save_checkpoint(folder, model, config)
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     run_dir = tmp_path_factory.mktemp("speak")
-    checkpoint = save_tiny_checkpoint(run_dir / "tts-gesture-tiny", VOICES)
+    checkpoint = save_tiny_checkpoint(run_dir / "tts-gesture-tiny", "open-rig", VOICES, frames_per_phoneme=10)
     deployments = yaml.safe_load((ROOT / "deploy" / "embedded" / "deployments.yaml").read_text())
     tts = next(entry for entry in deployments["deployments"] if entry["service"] == "tts-gesture")
     tts["predictor_config"] = {**tts.get("predictor_config", {}), "checkpoint": str(checkpoint)}

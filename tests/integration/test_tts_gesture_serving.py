@@ -6,7 +6,6 @@ reason (HTTP 422 on Ray Serve)."""
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +25,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("tts_gesture")
 
 from orate.v1.models_pb2 import TtsGestureChunk, TtsGestureRequest, TtsGestureResponse  # noqa: E402
-from tts_gesture.config import FastTalkerConfig  # noqa: E402
-from tts_gesture.model import FastTalker  # noqa: E402
+from tts_gesture.testing import save_tiny_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -37,20 +35,6 @@ SERVICE = "tts-gesture"
 TIMEOUT_S = 60.0
 TEXT = "Hello there, my friend. This is a streaming test; it works!"
 PHRASES = ["Hello there,", "my friend.", "This is a streaming test;", "it works!"]
-
-
-def tiny_checkpoint(folder: Path) -> Path:
-    """Random tiny weights (config.yaml + model.pth) whose phonemes last 3 mel frames each."""
-    config = FastTalkerConfig.from_yaml("tiny")
-    torch.manual_seed(0)
-    model = FastTalker(config)
-    duration = model.variance_adaptor.duration_predictor.linear_layer
-    torch.nn.init.zeros_(duration.weight)
-    torch.nn.init.constant_(duration.bias, math.log1p(3))
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    torch.save(model.state_dict(), folder / "model.pth")
-    return folder
 
 
 def deployments(backend: str, out: Path, checkpoint: Path) -> Path:
@@ -72,7 +56,7 @@ def samples(wav: bytes) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("tts") / "tiny")
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tts") / "tiny")
 
 
 @pytest.fixture(scope="module")

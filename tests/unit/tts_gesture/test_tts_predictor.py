@@ -5,19 +5,16 @@ deploy entries build a streaming predictor."""
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 import yaml
 from orate.v1.common_pb2 import Motion
 from orate.v1.models_pb2 import TtsGestureChunk, TtsGestureRequest, TtsGestureResponse
-from tts_gesture.config import FastTalkerConfig
-from tts_gesture.model import FastTalker
 from tts_gesture.predictor import TtsGesturePredictor
+from tts_gesture.testing import save_tiny_checkpoint
 
 from shared.serving.deployments import DeploymentSpec, build_predictor
 from shared.serving.predictor import InvalidRequest, stream_parts
@@ -26,23 +23,9 @@ DEPLOY = Path(__file__).resolve().parents[3] / "services" / "tts-gesture" / "dep
 TEXT = "Hello there, my friend. This works!"
 
 
-def write_checkpoint(folder: Path, layout: str = "smplx") -> Path:
-    """A tiny random checkpoint (config.yaml + model.pth) whose phonemes last 3 mel frames each."""
-    config = FastTalkerConfig.from_yaml("tiny").model_copy(update={"layout": layout})
-    torch.manual_seed(0)
-    model = FastTalker(config)
-    duration = model.variance_adaptor.duration_predictor.linear_layer
-    torch.nn.init.zeros_(duration.weight)
-    torch.nn.init.constant_(duration.bias, math.log1p(3))
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    torch.save(model.state_dict(), folder / "model.pth")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_checkpoint(tmp_path_factory.mktemp("tts") / "tiny")
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tts") / "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +44,7 @@ def frames(motion: Motion) -> np.ndarray:
 
 
 def test_a_bare_name_resolves_under_the_service_checkpoints(tmp_path: Path) -> None:
-    write_checkpoint(tmp_path / "checkpoints" / "demo")
+    save_tiny_checkpoint(tmp_path / "checkpoints" / "demo")
     assert TtsGesturePredictor(assets_dir=str(tmp_path)).checkpoint == tmp_path / "checkpoints" / "demo"
     with pytest.raises(FileNotFoundError, match=r"missing is not a checkpoint folder \(it needs config.yaml"):
         TtsGesturePredictor(checkpoint="missing", assets_dir=str(tmp_path))
@@ -121,7 +104,7 @@ def test_chunks_come_in_order_and_add_up_to_the_response(predictor: TtsGesturePr
 
 
 def test_voice_from_language_and_open_rig_layouts(tmp_path: Path) -> None:
-    open_rig = TtsGesturePredictor(checkpoint=str(write_checkpoint(tmp_path / "open", "open-rig")))
+    open_rig = TtsGesturePredictor(checkpoint=str(save_tiny_checkpoint(tmp_path / "open", "open-rig")))
     open_rig.load()
     *_, whole = open_rig.predict_stream(TtsGestureRequest(text="你好。", language="zh"))
     assert (whole.voice, whole.language) == ("tiny-zh", "zh")
